@@ -1,0 +1,195 @@
+//! The check-out protocol: take the local turn, try the file lock, announce, wait, verify.
+//!
+//! 1. **Local turn** ([`crate::local`]): threads of this process queue in memory, so at most one
+//!    of them works on the session's file lock.
+//! 2. **Open** `locks/<shard>/<id>` (never created here: only `create` makes lock files, with
+//!    `O_EXCL`). Missing → the session does not exist.
+//! 3. **Try** an exclusive `flock` without blocking. Free → go to 5.
+//! 4. **Announce and wait**: tell the observer, register for release events of this lock file
+//!    *before* the next attempt (so a release in between is not missed), then loop: try again,
+//!    sleep until a release event or a poll tick (1 ms doubling up to `poll_delay`), until the
+//!    lock timeout.
+//! 5. **Verify**: the locked inode must still be linked. A holder that deleted the session
+//!    unlinked the lock file before releasing it, so a waiter that wakes holding an unlinked
+//!    inode has been handed a dead session; it retries from 2 and finds the path empty
+//!    ([`Error::Deleted`]). Because lock files are never renamed and their paths never re-bound
+//!    (see [`crate::lock::is_linked`]), "linked" means "the file at the path": two holders can
+//!    never both believe they hold the session.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::id::SessionId;
+use crate::local::{LocalLocks, Turn};
+use crate::lock;
+use crate::observer::{AcquiredBy, Acquisition};
+use crate::store::Shared;
+
+/// A held session lock: the locked lock file and this process's turn. Dropping it closes the
+/// file (releasing the `flock` and raising the wake-up event) and then passes the turn on.
+pub(crate) struct Held {
+    // Field order is drop order: release the file lock before handing over the local turn.
+    _file: File,
+    _turn: TurnGuard,
+}
+
+struct TurnGuard {
+    local: Arc<LocalLocks>,
+    id: SessionId,
+}
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        self.local.give_back(&self.id);
+    }
+}
+
+/// Wraps the freshly created and locked lock file of a new id (cycle): nobody else can know
+/// the id yet, so the local turn is free.
+pub(crate) fn adopt(shared: &Shared, id: &SessionId, file: File) -> Result<Held, Error> {
+    match shared.local.take(id, None) {
+        Turn::Taken { .. } => Ok(Held {
+            _file: file,
+            _turn: TurnGuard {
+                local: Arc::clone(&shared.local),
+                id: *id,
+            },
+        }),
+        Turn::Refused => Err(Error::Busy { id: *id }),
+    }
+}
+
+/// Whether a check-out waits for a holder.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Up to the store's lock timeout.
+    UpToTimeout,
+    /// Not at all: a held session is [`Error::Busy`].
+    No,
+}
+
+/// Acquires `id`'s lock (steps 1–5 above).
+pub(crate) fn acquire(
+    shared: &Shared,
+    id: &SessionId,
+    wait: Wait,
+) -> Result<(Held, Acquisition), Error> {
+    let start = Instant::now();
+    let deadline = (wait == Wait::UpToTimeout).then(|| start + shared.config.lock_timeout);
+    let mut by = match shared.local.take(id, deadline) {
+        Turn::Taken { waited: false } => AcquiredBy::Immediately,
+        Turn::Taken { waited: true } => AcquiredBy::LocalQueue,
+        Turn::Refused => return Err(contended(shared, id, start, deadline.is_some())),
+    };
+    let turn = TurnGuard {
+        local: Arc::clone(&shared.local),
+        id: *id,
+    };
+    let lock_path = shared.layout.lock_path(id);
+    let mut saw_deleted = false;
+    loop {
+        let Some(file) = lock::open(&lock_path)? else {
+            if saw_deleted {
+                return Err(Error::Deleted { id: *id });
+            }
+            // No lock file. Our own writers never leave a session file without one (create
+            // makes the lock first, delete removes it last), but a crash before the lock
+            // directory reached the disk, or a hand-deleted lock file, can. Recreate it with
+            // O_EXCL: of several repairers exactly one creates it, and all then lock that one.
+            if std::fs::symlink_metadata(shared.layout.data_path(id)).is_ok() {
+                lock::create(&lock_path, shared.config.file_mode)?;
+                continue;
+            }
+            return Err(Error::NotFound { id: *id });
+        };
+        if !lock::try_lock(&file, &lock_path)? {
+            let Some(deadline) = deadline else {
+                return Err(contended(shared, id, start, false));
+            };
+            if let Some(observer) = &shared.config.observer {
+                observer.waiting(id);
+            }
+            by = wait_for_release(shared, id, &file, &lock_path, start, deadline)?;
+        }
+        // Verify: the inode we hold must still be the lock file at the path.
+        if !lock::is_linked(&file, &lock_path)? {
+            // The session was deleted (or its id cycled) while we waited; its lock file was
+            // unlinked before the lock was released to us. Look again: the path is empty now.
+            saw_deleted = true;
+            continue;
+        }
+        let acquisition = Acquisition {
+            by,
+            waited: start.elapsed(),
+        };
+        shared.counters.acquired(by);
+        if by != AcquiredBy::Immediately
+            && let Some(observer) = &shared.config.observer
+        {
+            observer.acquired(id, &acquisition);
+        }
+        return Ok((
+            Held {
+                _file: file,
+                _turn: turn,
+            },
+            acquisition,
+        ));
+    }
+}
+
+fn contended(shared: &Shared, id: &SessionId, start: Instant, waited: bool) -> Error {
+    if waited {
+        shared.counters.timed_out();
+        Error::LockTimeout {
+            id: *id,
+            waited: start.elapsed(),
+        }
+    } else {
+        shared.counters.busy();
+        Error::Busy { id: *id }
+    }
+}
+
+/// Step 4: sleep until the lock is ours or the deadline passes.
+fn wait_for_release(
+    shared: &Shared,
+    id: &SessionId,
+    file: &File,
+    lock_path: &std::path::Path,
+    start: Instant,
+    deadline: Instant,
+) -> Result<AcquiredBy, Error> {
+    let (registration, error) = shared.wake.register(lock_path);
+    if let (Some(error), Some(observer)) = (error, &shared.config.observer) {
+        observer.events_unavailable(&error);
+    }
+    let first_nap = Duration::from_millis(1).min(shared.config.poll_delay);
+    let mut nap = first_nap;
+    let mut by = AcquiredBy::Poll;
+    loop {
+        // Registered before this attempt: a release after it fails will wake us.
+        if lock::try_lock(file, lock_path)? {
+            return Ok(by);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(contended(shared, id, start, true));
+        }
+        match registration
+            .receiver()
+            .recv_timeout(nap.min(deadline - now))
+        {
+            Ok(()) => {
+                by = AcquiredBy::Event;
+                nap = first_nap;
+            }
+            Err(_) => {
+                by = AcquiredBy::Poll;
+                nap = (nap * 2).min(shared.config.poll_delay);
+            }
+        }
+    }
+}

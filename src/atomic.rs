@@ -1,0 +1,103 @@
+//! Atomic replacement and removal of files: the only place that renames or unlinks.
+//!
+//! A write creates `.<id>.<random>.tmp` in the session's own shard directory (same directory,
+//! so same file system, so `rename(2)` is atomic), writes the whole file with one `write`,
+//! optionally `fdatasync`s it, renames it over the session file, and optionally `fsync`s the
+//! directory — exactly the steps [`Durability`] lists. Readers open the path and get either the
+//! old inode or the new one, complete: never a partial file. If anything fails before the
+//! rename, the temporary file is removed (tempfile's drop) and the old version is untouched.
+//!
+//! `clippy.toml` forbids `std::fs::rename` and `std::fs::remove_file` everywhere else.
+
+use std::fs::{File, Permissions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::config::Durability;
+use crate::error::Error;
+use crate::id::SessionId;
+use crate::layout::{TEMP_SUFFIX, temp_prefix};
+
+/// Whether [`write`] may replace an existing file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// Rename over the current version (check-in, touch).
+    Replace,
+    /// Fail if anything exists at the path (create): `renameat2(RENAME_NOREPLACE)`.
+    MustNotExist,
+}
+
+/// Writes `bytes` to `target` atomically (see the module docs for the exact steps).
+pub(crate) fn write(
+    target: &Path,
+    how: Target,
+    id: &SessionId,
+    bytes: &[u8],
+    mode: u32,
+    durability: Durability,
+) -> Result<(), Error> {
+    let dir = parent(target);
+    let prefix = temp_prefix(id);
+    let mut temp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(TEMP_SUFFIX)
+        .rand_bytes(8)
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create temporary file in", dir, e))?;
+    temp.write_all(bytes)
+        .map_err(|e| Error::io("write", temp.path(), e))?;
+    if durability >= Durability::FileData {
+        temp.as_file()
+            .sync_data()
+            .map_err(|e| Error::io("sync", temp.path(), e))?;
+    }
+    match how {
+        Target::Replace => temp.persist(target).map(drop),
+        Target::MustNotExist => temp.persist_noclobber(target).map(drop),
+    }
+    .map_err(|e| Error::io("rename temporary file onto", target, e.error))?;
+    sync_dir_if(dir, durability)
+}
+
+/// Moves `from` to `to` (same shard tree, same file system), atomically. `Ok(false)`: `from`
+/// did not exist.
+#[allow(clippy::disallowed_methods)] // this module is the one place allowed to rename
+pub(crate) fn rename(from: &Path, to: &Path, durability: Durability) -> Result<bool, Error> {
+    match std::fs::rename(from, to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("rename", from, e)),
+    }
+    sync_dir_if(parent(to), durability)?;
+    if parent(from) != parent(to) {
+        sync_dir_if(parent(from), durability)?;
+    }
+    Ok(true)
+}
+
+/// Unlinks `path`. `Ok(false)`: it did not exist.
+#[allow(clippy::disallowed_methods)] // this module is the one place allowed to unlink
+pub(crate) fn remove(path: &Path, durability: Durability) -> Result<bool, Error> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("remove", path, e)),
+    }
+    sync_dir_if(parent(path), durability)?;
+    Ok(true)
+}
+
+fn sync_dir_if(dir: &Path, durability: Durability) -> Result<(), Error> {
+    if durability < Durability::FileAndDirectory {
+        return Ok(());
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync directory", dir, e))
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}

@@ -1,0 +1,285 @@
+//! [`Checkout`]: the exclusive guard that owns a session's lock and its data.
+//!
+//! The guard is the only way to change a session's data. It travels with what it protects: the
+//! locked lock file, the header it was read with, and the decoded data. [`Checkout::check_in`]
+//! writes atomically and releases; dropping the guard releases without writing; a failed
+//! check-in hands the guard back inside [`CheckinError`].
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::acquire::{self, Held, Wait};
+use crate::atomic::{self, Target};
+use crate::config::Expiry;
+use crate::error::{CheckinError, Error};
+use crate::format::{self, Frame, Header};
+use crate::id::SessionId;
+use crate::info::{SessionInfo, expiry_fields};
+use crate::lock;
+use crate::observer::Acquisition;
+use crate::store::Store;
+
+/// A session checked out for exclusive use.
+///
+/// While it exists, no other thread or process can check the session out, delete it, cycle
+/// its id, touch it or garbage-collect it; lock-free [`Store::load`]s still see the last
+/// checked-in version.
+#[must_use = "dropping a Checkout releases it without writing; call check_in to save"]
+pub struct Checkout<T> {
+    locked: Locked,
+    header: Header,
+    data: T,
+}
+
+impl<T> Checkout<T> {
+    /// The session's id (changes after [`cycle_id`](Self::cycle_id)).
+    pub fn id(&self) -> &SessionId {
+        &self.locked.id
+    }
+
+    /// The session data.
+    pub fn data(&self) -> &T {
+        &self.data
+    }
+
+    /// The session data, to change before [`check_in`](Self::check_in).
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+
+    /// The header as of check-out (or the last [`save`](Self::save)).
+    pub fn info(&self) -> SessionInfo {
+        SessionInfo::from_header(self.locked.id, &self.header)
+    }
+
+    /// How the lock was obtained and how long it took.
+    pub fn acquisition(&self) -> &Acquisition {
+        &self.locked.acquisition
+    }
+
+    /// Changes the expiry rule; written by the next check-in or save.
+    pub fn set_expiry(&mut self, expiry: Expiry) {
+        let (expires_ms, ttl_ms) = expiry_fields(expiry, format::now_ms());
+        self.header.expires_ms = expires_ms;
+        self.header.ttl_ms = ttl_ms;
+    }
+
+    /// Releases the session without writing (the same as dropping the guard).
+    pub fn release(self) {}
+
+    /// Deletes the session. Waiters for it get [`Error::Deleted`].
+    pub fn delete(self) -> Result<(), Error> {
+        self.locked.remove().map(drop)
+    }
+
+    /// Moves the session, as last written, to a new id and keeps it checked out under that id
+    /// (defence against session fixation). The old id stops existing at once; waiters on it get
+    /// [`Error::Deleted`]. Unsaved changes to the data stay in the guard.
+    pub fn cycle_id(&mut self) -> Result<SessionId, Error> {
+        self.locked.cycle()
+    }
+
+    /// Unwraps the data, releasing the session without writing.
+    pub fn into_data(self) -> T {
+        self.data
+    }
+}
+
+impl<T: Serialize> Checkout<T> {
+    /// Writes the data atomically and releases the session.
+    ///
+    /// On failure the guard comes back inside the error, still holding the lock, and the
+    /// previously checked-in version is intact on disk.
+    pub fn check_in(mut self) -> Result<(), CheckinError<T>> {
+        match self.write() {
+            Ok(()) => Ok(()),
+            Err(error) => Err(CheckinError {
+                error,
+                checkout: Box::new(self),
+            }),
+        }
+    }
+
+    /// Writes the data atomically and keeps the session checked out.
+    pub fn save(&mut self) -> Result<(), Error> {
+        self.write()
+    }
+
+    fn write(&mut self) -> Result<(), Error> {
+        let now = format::now_ms();
+        let header = Header {
+            generation: self.header.generation.wrapping_add(1),
+            modified_ms: now,
+            expires_ms: next_expiry(&self.header, now),
+            ..self.header
+        };
+        let max = self.locked.store.shared.config.max_session_size;
+        let (bytes, header) = format::encode(&self.locked.data_path, header, &self.data, max)?;
+        self.locked.write(&bytes)?;
+        self.header = header;
+        Ok(())
+    }
+}
+
+impl<T: DeserializeOwned> Checkout<T> {
+    pub(crate) fn acquire(store: &Store, id: &SessionId, wait: Wait) -> Result<Self, Error> {
+        let locked = Locked::acquire(store, id, wait)?;
+        let frame = locked.read_live()?;
+        let data = frame.decode(&locked.data_path)?;
+        Ok(Checkout {
+            header: frame.header,
+            locked,
+            data,
+        })
+    }
+}
+
+impl<T> fmt::Debug for Checkout<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkout")
+            .field("id", &self.locked.id)
+            .field("generation", &self.header.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sliding sessions move their expiry on every write; fixed ones keep it.
+fn next_expiry(h: &Header, now_ms: u64) -> u64 {
+    if h.ttl_ms != 0 {
+        now_ms.saturating_add(h.ttl_ms)
+    } else {
+        h.expires_ms
+    }
+}
+
+/// A held session lock, before (or without) decoding the data: what delete, cycle and touch
+/// need, and what [`Checkout`] is built on.
+pub(crate) struct Locked {
+    pub store: Store,
+    pub id: SessionId,
+    pub data_path: PathBuf,
+    pub acquisition: Acquisition,
+    held: Held,
+}
+
+impl Locked {
+    pub fn acquire(store: &Store, id: &SessionId, wait: Wait) -> Result<Self, Error> {
+        let (held, acquisition) = acquire::acquire(&store.shared, id, wait)?;
+        Ok(Locked {
+            store: store.clone(),
+            id: *id,
+            data_path: store.shared.layout.data_path(id),
+            acquisition,
+            held,
+        })
+    }
+
+    /// Reads the session file under the lock; missing or expired is an error.
+    pub fn read_live(&self) -> Result<Frame, Error> {
+        let max = self.store.shared.config.max_session_size;
+        let Some(frame) = format::read_frame(&self.data_path, max)? else {
+            return Err(self.vanished());
+        };
+        if frame.header.is_expired(format::now_ms()) {
+            return Err(Error::Expired { id: self.id });
+        }
+        Ok(frame)
+    }
+
+    /// Checks the session file exists and has not expired, reading the header only.
+    pub fn require_live(&self) -> Result<(), Error> {
+        match format::read_header(&self.data_path)? {
+            None => Err(self.vanished()),
+            Some(h) if h.is_expired(format::now_ms()) => Err(Error::Expired { id: self.id }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The lock file exists but the session file does not: a create or delete crashed half
+    /// way. We hold the lock, so removing the orphaned lock file is safe; report not found.
+    fn vanished(&self) -> Error {
+        let lock_path = self.store.shared.layout.lock_path(&self.id);
+        let _ = atomic::remove(&lock_path, self.store.shared.config.durability);
+        Error::NotFound { id: self.id }
+    }
+
+    /// Replaces the session file (check-in, touch).
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let config = &self.store.shared.config;
+        atomic::write(
+            &self.data_path,
+            Target::Replace,
+            &self.id,
+            bytes,
+            config.file_mode,
+            config.durability,
+        )
+    }
+
+    /// Rewrites the header with a new generation and modification time (and optionally a new
+    /// expiry rule), copying the payload bytes unchanged.
+    pub fn rewrite_header(&mut self, expiry: Option<Expiry>) -> Result<SessionInfo, Error> {
+        let frame = self.read_live()?;
+        let now = format::now_ms();
+        let mut header = Header {
+            generation: frame.header.generation.wrapping_add(1),
+            modified_ms: now,
+            ..frame.header
+        };
+        match expiry {
+            Some(expiry) => (header.expires_ms, header.ttl_ms) = expiry_fields(expiry, now),
+            None => header.expires_ms = next_expiry(&frame.header, now),
+        }
+        self.write(&format::reframe(header, frame.payload()))?;
+        Ok(SessionInfo::from_header(self.id, &header))
+    }
+
+    /// Deletes the session file, then its lock file, then releases the lock (in that order, so
+    /// that a lock file is only ever unlinked after its session file). `Ok(false)`: the session
+    /// file was already gone.
+    pub fn remove(self) -> Result<bool, Error> {
+        let shared = &self.store.shared;
+        let existed = atomic::remove(&self.data_path, shared.config.durability)?;
+        atomic::remove(&shared.layout.lock_path(&self.id), shared.config.durability)?;
+        Ok(existed)
+    }
+
+    /// Moves the session file to a fresh id whose lock we create and hold, then retires the old
+    /// lock file. No moment exists at which both ids are valid.
+    pub fn cycle(&mut self) -> Result<SessionId, Error> {
+        let shared = &*self.store.shared;
+        loop {
+            let new_id = SessionId::generate()?;
+            let new_lock_path = shared.layout.lock_path(&new_id);
+            let Some(file) = lock::create(&new_lock_path, shared.config.file_mode)? else {
+                continue;
+            };
+            if !lock::try_lock(&file, &new_lock_path)? || !lock::is_linked(&file, &new_lock_path)? {
+                continue; // tidy took the fresh lock file: draw another id
+            }
+            let new_held = acquire::adopt(shared, &new_id, file)?;
+            let new_data_path = shared.layout.data_path(&new_id);
+            // Only a holder of new_id's lock writes new_data_path, and that is us: the rename
+            // cannot clobber anything.
+            if !atomic::rename(&self.data_path, &new_data_path, shared.config.durability)? {
+                let _ = atomic::remove(&new_lock_path, shared.config.durability);
+                return Err(self.vanished());
+            }
+            // From here on the session lives under new_id, whatever else happens.
+            let old_lock_path = shared.layout.lock_path(&self.id);
+            let old_held = std::mem::replace(&mut self.held, new_held);
+            self.id = new_id;
+            self.data_path = new_data_path;
+            // Old id: its session file is gone; unlink its lock file while still holding it, so
+            // waiters on the old id wake up holding an unlinked inode and report Deleted. If
+            // this unlink fails, the orphaned lock file makes them report NotFound instead, and
+            // tidy removes it: the old id is dead either way.
+            let _ = atomic::remove(&old_lock_path, shared.config.durability);
+            drop(old_held);
+            return Ok(new_id);
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The session file format: a fixed 64-byte header followed by the postcard payload.
+//!
+//! ```text
+//! offset size field
+//!      0    4 magic          b"SDIR"
+//!      4    2 version        u16 LE, 1
+//!      6    2 flags          u16 LE, 0 (no flags defined; any set bit is refused)
+//!      8    8 generation     u64 LE, 1 at creation, +1 on every write of the file
+//!     16    8 created_ms     u64 LE, Unix time in milliseconds
+//!     24    8 modified_ms    u64 LE, last check-in or touch
+//!     32    8 expires_ms     u64 LE, 0 = never expires
+//!     40    8 ttl_ms         u64 LE, sliding lifetime re-applied on every write, 0 = none
+//!     48    4 payload_len    u32 LE
+//!     52    4 payload_crc    u32 LE, CRC-32 (IEEE) of the payload
+//!     56    4 header_crc     u32 LE, CRC-32 (IEEE) of bytes 0..56
+//!     60    4 reserved       zero
+//!     64    n payload        postcard encoding of the session data, n = payload_len
+//! ```
+//!
+//! The header has its own checksum so that expiry and age can be trusted from the first 64 bytes
+//! alone (garbage collection and listings never read payloads). Decoding never allocates more
+//! than the configured maximum session size, whatever a length field claims, and never panics.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Corruption, Error};
+
+/// Length of the fixed header.
+pub const HEADER_LEN: usize = 64;
+/// The format version this build reads and writes.
+pub const FORMAT_VERSION: u16 = 1;
+const MAGIC: &[u8; 4] = b"SDIR";
+
+/// The decoded header of a session file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub generation: u64,
+    pub created_ms: u64,
+    pub modified_ms: u64,
+    pub expires_ms: u64,
+    pub ttl_ms: u64,
+    pub payload_len: u32,
+    pub payload_crc: u32,
+}
+
+impl Header {
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_ms != 0 && self.expires_ms <= now_ms
+    }
+
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..4].copy_from_slice(MAGIC);
+        h[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        // flags (6..8) stay zero.
+        h[8..16].copy_from_slice(&self.generation.to_le_bytes());
+        h[16..24].copy_from_slice(&self.created_ms.to_le_bytes());
+        h[24..32].copy_from_slice(&self.modified_ms.to_le_bytes());
+        h[32..40].copy_from_slice(&self.expires_ms.to_le_bytes());
+        h[40..48].copy_from_slice(&self.ttl_ms.to_le_bytes());
+        h[48..52].copy_from_slice(&self.payload_len.to_le_bytes());
+        h[52..56].copy_from_slice(&self.payload_crc.to_le_bytes());
+        let crc = crc32fast::hash(&h[..56]);
+        h[56..60].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    /// Decodes and verifies the first 64 bytes of a file (`bytes` may be shorter: truncated).
+    pub fn decode(path: &Path, bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.is_empty() {
+            return Err(Error::corrupt(path, Corruption::Empty));
+        }
+        if bytes.len() < MAGIC.len() || &bytes[..4] != MAGIC {
+            return Err(Error::corrupt(path, Corruption::BadMagic));
+        }
+        let Some(h) = bytes.get(..HEADER_LEN) else {
+            return Err(Error::corrupt(
+                path,
+                Corruption::Truncated {
+                    len: bytes.len() as u64,
+                    expected: HEADER_LEN as u64,
+                },
+            ));
+        };
+        let u16_at = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]);
+        let u32_at = |o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+        let u64_at = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&h[o..o + 8]);
+            u64::from_le_bytes(b)
+        };
+        let version = u16_at(4);
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let stored = u32_at(56);
+        let computed = crc32fast::hash(&h[..56]);
+        if stored != computed {
+            return Err(Error::corrupt(
+                path,
+                Corruption::ChecksumMismatch { stored, computed },
+            ));
+        }
+        let flags = u16_at(6);
+        if flags != 0 {
+            return Err(Error::corrupt(path, Corruption::UnknownFlags(flags)));
+        }
+        Ok(Header {
+            generation: u64_at(8),
+            created_ms: u64_at(16),
+            modified_ms: u64_at(24),
+            expires_ms: u64_at(32),
+            ttl_ms: u64_at(40),
+            payload_len: u32_at(48),
+            payload_crc: u32_at(52),
+        })
+    }
+}
+
+/// Serializes `data` behind a header built from `header` (payload length and checksum are
+/// filled in here). Refuses payloads over `max_payload` before anything reaches the disk.
+pub(crate) fn encode<T: serde::Serialize>(
+    path: &Path,
+    header: Header,
+    data: &T,
+    max_payload: u64,
+) -> Result<(Vec<u8>, Header), Error> {
+    let buf = Vec::with_capacity(HEADER_LEN + 256);
+    let mut buf = postcard::to_extend(data, {
+        let mut b = buf;
+        b.resize(HEADER_LEN, 0);
+        b
+    })
+    .map_err(|source| Error::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let len = (buf.len() - HEADER_LEN) as u64;
+    if len > max_payload || len > u64::from(u32::MAX) {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            size: len,
+            max: max_payload,
+        });
+    }
+    let header = Header {
+        payload_len: len as u32,
+        payload_crc: crc32fast::hash(&buf[HEADER_LEN..]),
+        ..header
+    };
+    buf[..HEADER_LEN].copy_from_slice(&header.encode());
+    Ok((buf, header))
+}
+
+/// Re-frames an existing payload under a new header without decoding it (used by touch); the
+/// payload length and checksum fields of `header` must already describe `payload`.
+pub(crate) fn reframe(header: Header, payload: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(HEADER_LEN + payload.len());
+    buf.extend_from_slice(&header.encode());
+    buf.extend_from_slice(payload);
+    buf
+}
+
+/// A whole session file read into memory and verified.
+pub(crate) struct Frame {
+    pub header: Header,
+    bytes: Vec<u8>,
+}
+
+impl Frame {
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes[HEADER_LEN..]
+    }
+
+    /// Decodes the payload as `T`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<T, Error> {
+        postcard::from_bytes(self.payload()).map_err(|source| Error::Decode {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Opens a file inside the store for reading without following a symlink in its last
+/// component and without blocking on a FIFO. `Ok(None)`: the file does not exist.
+pub(crate) fn open_for_read(path: &Path) -> Result<Option<File>, Error> {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            reason: "a symlink where a session file belongs (symlinks are never followed)",
+        }),
+        Err(e) => Err(Error::io("open", path, e)),
+    }
+}
+
+/// Reads and verifies a whole session file. `Ok(None)`: the file does not exist.
+///
+/// Reads at most `HEADER_LEN + max_payload + 1` bytes, so a huge or lying file cannot make it
+/// allocate more than the configured maximum.
+pub(crate) fn read_frame(path: &Path, max_payload: u64) -> Result<Option<Frame>, Error> {
+    let Some(file) = open_for_read(path)? else {
+        return Ok(None);
+    };
+    read_frame_from(&file, path, max_payload).map(Some)
+}
+
+pub(crate) fn read_frame_from(file: &File, path: &Path, max_payload: u64) -> Result<Frame, Error> {
+    let limit = HEADER_LEN as u64 + max_payload + 1;
+    let mut bytes = Vec::with_capacity(HEADER_LEN + 4096);
+    if let Err(e) = file.take(limit).read_to_end(&mut bytes) {
+        return Err(match e.raw_os_error() {
+            Some(libc::EISDIR) => Error::corrupt(path, Corruption::NotAFile),
+            _ => Error::io("read", path, e),
+        });
+    }
+    let header = Header::decode(path, &bytes)?;
+    let expected = HEADER_LEN as u64 + u64::from(header.payload_len);
+    if u64::from(header.payload_len) > max_payload {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            size: u64::from(header.payload_len),
+            max: max_payload,
+        });
+    }
+    let len = bytes.len() as u64;
+    if len < expected {
+        return Err(Error::corrupt(
+            path,
+            Corruption::Truncated { len, expected },
+        ));
+    }
+    if len > expected {
+        return Err(Error::corrupt(
+            path,
+            Corruption::TrailingBytes { len, expected },
+        ));
+    }
+    let computed = crc32fast::hash(&bytes[HEADER_LEN..]);
+    if computed != header.payload_crc {
+        return Err(Error::corrupt(
+            path,
+            Corruption::ChecksumMismatch {
+                stored: header.payload_crc,
+                computed,
+            },
+        ));
+    }
+    Ok(Frame { header, bytes })
+}
+
+/// Reads and verifies only the header. `Ok(None)`: the file does not exist.
+pub(crate) fn read_header(path: &Path) -> Result<Option<Header>, Error> {
+    let Some(file) = open_for_read(path)? else {
+        return Ok(None);
+    };
+    let mut buf = [0u8; HEADER_LEN];
+    let mut filled = 0;
+    while filled < HEADER_LEN {
+        match (&file).read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                return Err(Error::corrupt(path, Corruption::NotAFile));
+            }
+            Err(e) => return Err(Error::io("read", path, e)),
+        }
+    }
+    Header::decode(path, &buf[..filled]).map(Some)
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    to_ms(SystemTime::now())
+}
+
+pub(crate) fn to_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+pub(crate) fn duration_ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header {
+            generation: 7,
+            created_ms: 1,
+            modified_ms: 2,
+            expires_ms: 3,
+            ttl_ms: 4,
+            payload_len: 0,
+            payload_crc: 0,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let p = Path::new("/x");
+        let (bytes, _) = encode(p, header(), &("hello", 42u32), 1024).unwrap();
+        let h = Header::decode(p, &bytes).unwrap();
+        assert_eq!(h.generation, 7);
+        assert_eq!(h.payload_len as usize, bytes.len() - HEADER_LEN);
+        assert_eq!(h.ttl_ms, 4);
+    }
+
+    #[test]
+    fn every_single_bit_flip_in_the_header_is_caught() {
+        let p = Path::new("/x");
+        let (bytes, _) = encode(p, header(), &1u8, 1024).unwrap();
+        for bit in 0..(60 * 8) {
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(Header::decode(p, &b).is_err(), "bit {bit} flip undetected");
+        }
+    }
+
+    #[test]
+    fn oversize_payload_is_refused_before_writing() {
+        let err = encode(Path::new("/x"), header(), &vec![0u8; 100], 10).unwrap_err();
+        assert!(matches!(err, Error::TooLarge { max: 10, .. }), "{err}");
+    }
+}

@@ -1,0 +1,92 @@
+//! What the header of a session file says, in caller-friendly types.
+
+use std::time::{Duration, SystemTime};
+
+use crate::config::Expiry;
+use crate::format::{self, HEADER_LEN, Header};
+use crate::id::SessionId;
+
+/// A session's metadata, read from the 64-byte header alone (no payload is decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session's id.
+    pub id: SessionId,
+    /// When it was created.
+    pub created: SystemTime,
+    /// Its last check-in or touch.
+    pub modified: SystemTime,
+    /// When it expires; `None`: never.
+    pub expires: Option<SystemTime>,
+    /// Its sliding lifetime, if it has one (re-applied on every check-in and touch).
+    pub idle_ttl: Option<Duration>,
+    /// Number of times the file has been written (1 after create).
+    pub generation: u64,
+    /// Size of the encoded data in bytes.
+    pub payload_len: u32,
+}
+
+impl SessionInfo {
+    pub(crate) fn from_header(id: SessionId, h: &Header) -> Self {
+        SessionInfo {
+            id,
+            created: format::from_ms(h.created_ms),
+            modified: format::from_ms(h.modified_ms),
+            expires: (h.expires_ms != 0).then(|| format::from_ms(h.expires_ms)),
+            idle_ttl: (h.ttl_ms != 0).then(|| Duration::from_millis(h.ttl_ms)),
+            generation: h.generation,
+            payload_len: h.payload_len,
+        }
+    }
+
+    /// Whether the expiry time has passed at `now`.
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        self.expires.is_some_and(|t| t <= now)
+    }
+
+    /// Whether the expiry time has passed.
+    pub fn is_expired(&self) -> bool {
+        self.is_expired_at(SystemTime::now())
+    }
+
+    /// How long since the last check-in or touch (zero if the clock went backwards).
+    pub fn idle_for(&self) -> Duration {
+        SystemTime::now()
+            .duration_since(self.modified)
+            .unwrap_or_default()
+    }
+
+    /// The session's expiry rule.
+    pub fn expiry(&self) -> Expiry {
+        match (self.idle_ttl, self.expires) {
+            (Some(ttl), _) => Expiry::Idle(ttl),
+            (None, Some(at)) => Expiry::At(at),
+            (None, None) => Expiry::Never,
+        }
+    }
+
+    /// Size of the session file on disk, header included.
+    pub fn file_len(&self) -> u64 {
+        HEADER_LEN as u64 + u64::from(self.payload_len)
+    }
+}
+
+/// A lock-free read of a session: its data and its metadata, from the same check-in.
+#[derive(Debug, Clone)]
+pub struct Snapshot<T> {
+    /// The decoded data.
+    pub data: T,
+    /// The header it was read with.
+    pub info: SessionInfo,
+}
+
+/// Applies an expiry rule at time `now_ms`: returns `(expires_ms, ttl_ms)` for the header.
+pub(crate) fn expiry_fields(expiry: Expiry, now_ms: u64) -> (u64, u64) {
+    match expiry {
+        Expiry::Never => (0, 0),
+        Expiry::Idle(ttl) => {
+            let ttl_ms = format::duration_ms(ttl).max(1);
+            (now_ms.saturating_add(ttl_ms), ttl_ms)
+        }
+        Expiry::At(t) => (format::to_ms(t).max(1), 0),
+    }
+}

@@ -1,0 +1,270 @@
+//! Where everything lives inside a store directory, and how that directory is created safely.
+//!
+//! ```text
+//! <root>/                          0700 (derived from the file mode)
+//!   sessiondir.store               marker: layout version and shard fan-out
+//!   sessions/<shard>/<id>          session files (header + payload)
+//!   sessions/<shard>/.<id>.<r>.tmp temporary files of writers, renamed over <id>
+//!   locks/<shard>/<id>             lock files: empty, never renamed, flock(2)ed by holders
+//! ```
+//!
+//! `<shard>` is the id's shard index in lower-case hex, zero-padded to the width of the largest
+//! index. Lock files live in their own tree so that the directories waiters watch for release
+//! events carry lock traffic only, not every read and write of session data.
+//!
+//! The fan-out is fixed when the store is created and recorded in the marker: two processes
+//! that computed different shards for one id would lock different files.
+
+use std::fs::{self, DirBuilder};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::id::SessionId;
+
+const MARKER: &str = "sessiondir.store";
+const LAYOUT_VERSION: u32 = 1;
+const DEFAULT_FAN_OUT: u32 = 256;
+const MAX_FAN_OUT: u32 = 4096;
+
+/// Paths of one store.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    root: PathBuf,
+    sessions: PathBuf,
+    locks: PathBuf,
+    fan_out: u32,
+    width: usize,
+}
+
+impl Layout {
+    /// Opens (creating if needed) the store directory at `dir` and checks everything in it
+    /// that the store will walk into.
+    pub fn open(dir: &Path, config: &Config) -> Result<Self, Error> {
+        if let Some(n) = config.fan_out
+            && !(1..=MAX_FAN_OUT).contains(&n)
+        {
+            return Err(Error::Config {
+                path: dir.to_path_buf(),
+                reason: format!("fan-out {n} is outside 1..={MAX_FAN_OUT}"),
+            });
+        }
+        // Absolute, so that paths reported by file-change events compare equal to ours.
+        let root = std::path::absolute(dir).map_err(|e| Error::io("resolve", dir, e))?;
+        let dir_mode = config.dir_mode();
+        make_dir(&root, dir_mode, true)?;
+        check_dir(&root, config)?;
+        let fan_out = read_or_write_marker(&root, config)?;
+        let width = format!("{:x}", fan_out - 1).len();
+        let layout = Layout {
+            sessions: root.join("sessions"),
+            locks: root.join("locks"),
+            root,
+            fan_out,
+            width,
+        };
+        for top in [&layout.sessions, &layout.locks] {
+            make_dir(top, dir_mode, false)?;
+            check_dir(top, config)?;
+        }
+        for shard in 0..fan_out {
+            for dir in [layout.session_dir(shard), layout.lock_dir(shard)] {
+                make_dir(&dir, dir_mode, false)?;
+                check_dir(&dir, config)?;
+            }
+        }
+        Ok(layout)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn sessions_root(&self) -> &Path {
+        &self.sessions
+    }
+
+    pub fn fan_out(&self) -> u32 {
+        self.fan_out
+    }
+
+    pub fn shard_name(&self, shard: u32) -> String {
+        format!("{:0w$x}", shard, w = self.width)
+    }
+
+    pub fn session_dir(&self, shard: u32) -> PathBuf {
+        self.sessions.join(self.shard_name(shard))
+    }
+
+    pub fn lock_dir(&self, shard: u32) -> PathBuf {
+        self.locks.join(self.shard_name(shard))
+    }
+
+    pub fn shard_of(&self, id: &SessionId) -> u32 {
+        id.shard(self.fan_out)
+    }
+
+    pub fn data_path(&self, id: &SessionId) -> PathBuf {
+        let mut p = self.session_dir(self.shard_of(id));
+        p.push(id.as_str());
+        p
+    }
+
+    pub fn lock_path(&self, id: &SessionId) -> PathBuf {
+        let mut p = self.lock_dir(self.shard_of(id));
+        p.push(id.as_str());
+        p
+    }
+}
+
+/// Prefix of a writer's temporary file for `id` (`.<id>.`; the suffix is `.tmp`).
+pub(crate) fn temp_prefix(id: &SessionId) -> String {
+    format!(".{id}.")
+}
+
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+
+/// The session id a temporary file name belongs to, if it is one of ours.
+pub(crate) fn temp_owner(name: &str) -> Option<SessionId> {
+    let rest = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+    let (id, random) = rest.split_once('.')?;
+    if random.is_empty() || random.contains('.') {
+        return None;
+    }
+    SessionId::parse(id).ok()
+}
+
+fn make_dir(path: &Path, mode: u32, recursive: bool) -> Result<(), Error> {
+    match DirBuilder::new()
+        .mode(mode)
+        .recursive(recursive)
+        .create(path)
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("create directory", path, e)),
+    }
+}
+
+/// A directory the store uses must be a real directory (not a symlink, except the root the
+/// user named) that no one but its owner (and, if allowed, its group) may write to.
+fn check_dir(path: &Path, config: &Config) -> Result<(), Error> {
+    let meta = fs::symlink_metadata(path).map_err(|e| Error::io("inspect", path, e))?;
+    let meta = if meta.file_type().is_symlink() {
+        // Only reachable for the root: everything below it is created by the store.
+        fs::metadata(path).map_err(|e| Error::io("inspect", path, e))?
+    } else {
+        meta
+    };
+    if !meta.is_dir() {
+        return Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            reason: "not a directory",
+        });
+    }
+    let writable_by_others = meta.mode() & 0o002 != 0;
+    let writable_by_group = meta.mode() & 0o020 != 0 && config.file_mode & 0o020 == 0;
+    if (writable_by_others || writable_by_group) && !config.allow_shared_dir {
+        return Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            reason: "other users may write to this directory and so replace or delete any \
+                     session (use allow_shared_dir to accept that)",
+        });
+    }
+    Ok(())
+}
+
+fn read_or_write_marker(root: &Path, config: &Config) -> Result<u32, Error> {
+    let path = root.join(MARKER);
+    loop {
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let stored = parse_marker(&path, &text)?;
+                if let Some(asked) = config.fan_out
+                    && asked != stored
+                {
+                    return Err(Error::Config {
+                        path,
+                        reason: format!(
+                            "the store was created with fan-out {stored}; {asked} was asked for"
+                        ),
+                    });
+                }
+                return Ok(stored);
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read", &path, e)),
+        }
+        // First opener: write the marker atomically, without clobbering a concurrent opener's.
+        let fan_out = config.fan_out.unwrap_or(DEFAULT_FAN_OUT);
+        let mut temp = tempfile::Builder::new()
+            .prefix(".sessiondir.store.")
+            .permissions(fs::Permissions::from_mode(config.file_mode))
+            .tempfile_in(root)
+            .map_err(|e| Error::io("create temporary file in", root, e))?;
+        write!(
+            temp,
+            "sessiondir store\nlayout {LAYOUT_VERSION}\nfan-out {fan_out}\n"
+        )
+        .map_err(|e| Error::io("write", temp.path(), e))?;
+        match temp.persist_noclobber(&path) {
+            Ok(_) => return Ok(fan_out),
+            Err(e) if e.error.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create", &path, e.error)),
+        }
+    }
+}
+
+fn parse_marker(path: &Path, text: &str) -> Result<u32, Error> {
+    let bad = |reason: String| Error::Config {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some("sessiondir store") {
+        return Err(bad("not a sessiondir store marker".into()));
+    }
+    let mut layout = None;
+    let mut fan_out = None;
+    for line in lines {
+        match line.split_once(' ') {
+            Some(("layout", v)) => layout = v.parse::<u32>().ok(),
+            Some(("fan-out", v)) => fan_out = v.parse::<u32>().ok(),
+            _ => {}
+        }
+    }
+    match (layout, fan_out) {
+        (Some(LAYOUT_VERSION), Some(n)) if (1..=MAX_FAN_OUT).contains(&n) => Ok(n),
+        (Some(v), _) if v != LAYOUT_VERSION => Err(bad(format!(
+            "layout version {v}; this sessiondir knows version {LAYOUT_VERSION}"
+        ))),
+        _ => Err(bad(
+            "the marker has no valid layout and fan-out lines".into()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_round_trip() {
+        let id = SessionId::generate().unwrap();
+        let name = format!("{}abc123{}", temp_prefix(&id), TEMP_SUFFIX);
+        assert_eq!(temp_owner(&name), Some(id));
+        assert_eq!(temp_owner(id.as_str()), None);
+        assert_eq!(temp_owner(&format!(".{id}..tmp")), None);
+        assert_eq!(temp_owner(".nope.abc.tmp"), None);
+    }
+
+    #[test]
+    fn dir_mode_follows_file_mode() {
+        let mut c = Config::default();
+        assert_eq!(c.dir_mode(), 0o700);
+        c.file_mode = 0o640;
+        assert_eq!(c.dir_mode(), 0o750);
+    }
+}

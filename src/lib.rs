@@ -1,0 +1,95 @@
+//! # sessiondir
+//!
+//! A web session store on a plain directory: one file per session, shared safely by many worker
+//! processes and threads, with no database and no server.
+//!
+//! A request **checks out** a session (an exclusive lock; concurrent requests for the same
+//! session wait, and are woken as soon as it is released), changes it, and **checks it in**
+//! with an atomic rename. Requests that only read use [`Store::load`], which never waits and
+//! never sees half a file.
+//!
+//! ```
+//! use sessiondir::{Dict, Store};
+//!
+//! # let tmp = tempfile::tempdir()?;
+//! # let dir = tmp.path().join("sessions");
+//! let store = Store::open(&dir)?;
+//!
+//! // A new visitor: create a session and send its id in a cookie.
+//! let id = store.create(&Dict::new())?;
+//!
+//! // A request that changes the session: check out, change, check in.
+//! let mut session = store.checkout::<Dict>(&id)?;
+//! session.data_mut().increment("counter", 1)?;
+//! session.check_in()?;
+//!
+//! // A request that only reads: no lock, no waiting.
+//! let seen: Dict = store.load(&id)?.expect("the session exists");
+//! assert_eq!(seen.get_i64("counter"), Some(1));
+//!
+//! // The id in a cookie is untrusted input: parse it, never build a path from raw text.
+//! assert!(sessiondir::SessionId::parse("../../etc/passwd").is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Guarantees
+//!
+//! * **Exclusive check-out** across processes and threads: no two holders, ever (an
+//!   `flock(2)` on a per-session lock file that is never renamed, verified after locking).
+//! * **No lost update**: every check-in is a complete new file renamed over the old one by the
+//!   only holder of the lock.
+//! * **Crash safety**: a worker killed at any point (even with SIGKILL) releases its sessions at
+//!   once (the kernel drops its locks) and leaves either the old or the new version of each
+//!   session, never a torn one; its temporary files are removed by [`Store::tidy`] /
+//!   [`Store::close`], never a live writer's.
+//! * **Lock-free reads**: [`Store::load`] takes no lock and sees the last checked-in version.
+//! * **Prompt wake-up**: a waiter in the same process is handed the session directly; a waiter
+//!   in another process is woken by the release's file-change event, with polling every
+//!   [`poll_delay`](StoreBuilder::poll_delay) at most as a fallback.
+//! * **Safe ids and paths**: ids carry 160 bits from the OS CSPRNG; ids from outside are
+//!   validated before any path is built; symlinks inside the store are never followed; files
+//!   are 0600 and directories 0700 by default.
+//! * **Typed errors** naming the id or path: damaged files never panic and never block other
+//!   sessions.
+//!
+//! ## Not guaranteed
+//!
+//! * Durability across power loss depends on [`Durability`] (none by default).
+//! * Network and FUSE file systems (NFS, CIFS, JuiceFS, GlusterFS, ...) are untested: their
+//!   locks and caches may break exclusion. Use a local file system.
+//! * Fairness: waiters are woken promptly but not in arrival order.
+//!
+//! The on-disk layout, file format, lock protocol and its invariants are argued in
+//! `docs/design.md`.
+
+mod acquire;
+mod atomic;
+mod checkout;
+mod config;
+mod dict;
+mod error;
+mod format;
+mod gc;
+mod id;
+mod info;
+mod iter;
+mod layout;
+mod local;
+mod lock;
+mod observer;
+mod store;
+mod tidy;
+mod wake;
+
+pub use checkout::Checkout;
+pub use config::{Durability, Expiry, StoreBuilder};
+pub use dict::{Dict, Value, WrongType};
+pub use error::{CheckinError, Corruption, Error};
+pub use format::{FORMAT_VERSION, HEADER_LEN};
+pub use gc::{GcPolicy, GcReport};
+pub use id::SessionId;
+pub use info::{SessionInfo, Snapshot};
+pub use iter::SessionIds;
+pub use observer::{AcquiredBy, Acquisition, LockStats, Observer};
+pub use store::Store;
+pub use tidy::TidyReport;

@@ -1,0 +1,79 @@
+//! Lock files and the only calls to the operating system's file locks.
+//!
+//! A session's lock file is `locks/<shard>/<id>`: empty, created once by `create` with
+//! `O_EXCL`, never renamed, unlinked only by a holder of its lock after the session file is
+//! gone. Holders take an exclusive `flock(2)` on it through std's [`File::try_lock`] (stable since
+//! Rust 1.89; see docs/design.md for why not `fs2` and not `fcntl` locks):
+//!
+//! * the lock belongs to the open file description, so it excludes other threads of this
+//!   process that opened the file themselves as well as other processes;
+//! * closing the descriptor releases it, and the kernel closes every descriptor of a process
+//!   that dies, so a worker killed with SIGKILL never leaves a session locked;
+//! * lock files are opened read-write, so the release (the `close`) raises `IN_CLOSE_WRITE`,
+//!   the event that wakes waiters in other processes ([`crate::wake`]).
+//!
+//! `clippy.toml` forbids `File::lock`/`try_lock`/`unlock` everywhere else.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::ErrorKind;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use crate::error::Error;
+
+/// Opens an existing lock file. `Ok(None)`: it does not exist.
+pub(crate) fn open(path: &Path) -> Result<Option<File>, Error> {
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            reason: "a symlink where a lock file belongs (symlinks are never followed)",
+        }),
+        Err(e) => Err(Error::io("open lock file", path, e)),
+    }
+}
+
+/// Creates a new lock file with `O_EXCL`. `Ok(None)`: something already exists at `path`.
+pub(crate) fn create(path: &Path, mode: u32) -> Result<Option<File>, Error> {
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(Error::io("create lock file", path, e)),
+    }
+}
+
+/// Tries to take the exclusive lock without blocking. `Ok(false)`: somebody holds it.
+#[allow(clippy::disallowed_methods)] // this module is the one place allowed to lock
+pub(crate) fn try_lock(file: &File, path: &Path) -> Result<bool, Error> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+    }
+}
+
+/// Whether the locked file is still linked into the directory tree.
+///
+/// A lock file is unlinked only by a holder of its lock, and only after the session file is
+/// gone (delete, cycle, tidy of an orphan); it is never renamed and its path is never re-bound
+/// (ids are never reused and lock files are created with `O_EXCL`). So "still linked" means
+/// "still the file at the path": a waiter that acquires an unlinked inode has been handed the
+/// lock of a session that was deleted while it waited.
+pub(crate) fn is_linked(file: &File, path: &Path) -> Result<bool, Error> {
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("inspect lock file", path, e))?;
+    Ok(meta.nlink() > 0)
+}

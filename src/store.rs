@@ -1,0 +1,268 @@
+//! [`Store`]: the handle applications share between threads, and its session operations.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::acquire::Wait;
+use crate::atomic::{self, Target};
+use crate::checkout::{Checkout, Locked};
+use crate::config::{Config, Expiry, StoreBuilder};
+use crate::error::Error;
+use crate::format::{self, Header};
+use crate::id::SessionId;
+use crate::info::{SessionInfo, Snapshot, expiry_fields};
+use crate::layout::Layout;
+use crate::local::LocalLocks;
+use crate::lock;
+use crate::observer::{Counters, LockStats};
+use crate::tidy::TidyReport;
+use crate::wake::WakeHub;
+
+/// A session directory, shared by every thread and process that opens it.
+///
+/// Cheap to clone (one `Arc`), `Send + Sync`. Clones share the in-process lock queue, the
+/// release-event watcher and the lock statistics.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// State shared by a store's clones.
+pub(crate) struct Shared {
+    pub layout: Layout,
+    pub config: Config,
+    pub local: Arc<LocalLocks>,
+    pub wake: WakeHub,
+    pub counters: Counters,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir())
+            .field("fan_out", &self.fan_out())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store at `dir` with default settings, creating it if missing.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store, Error> {
+        Self::builder(dir).open()
+    }
+
+    /// Starts configuring a store at `dir`.
+    pub fn builder(dir: impl AsRef<Path>) -> StoreBuilder {
+        StoreBuilder::new(dir.as_ref())
+    }
+
+    pub(crate) fn open_with(builder: StoreBuilder) -> Result<Store, Error> {
+        let StoreBuilder { dir, config } = builder;
+        if config.file_mode & 0o007 != 0 && !config.allow_shared_dir {
+            return Err(Error::Config {
+                path: dir,
+                reason: format!(
+                    "file mode {:o} lets every user read sessions (use allow_shared_dir to accept that)",
+                    config.file_mode
+                ),
+            });
+        }
+        let layout = Layout::open(&dir, &config)?;
+        Ok(Store {
+            shared: Arc::new(Shared {
+                layout,
+                config,
+                local: Arc::default(),
+                wake: WakeHub::default(),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The store directory (absolute).
+    pub fn dir(&self) -> &Path {
+        self.shared.layout.root()
+    }
+
+    /// The number of shard directories.
+    pub fn fan_out(&self) -> u32 {
+        self.shared.layout.fan_out()
+    }
+
+    /// Where the file of session `id` lives (whether or not it exists).
+    pub fn session_path(&self, id: &SessionId) -> PathBuf {
+        self.shared.layout.data_path(id)
+    }
+
+    /// Creates a session holding `data`, with the store's default expiry, under a new id.
+    ///
+    /// The id comes from the OS CSPRNG and is never chosen by the caller; creation can never
+    /// overwrite an existing session (its lock file is created with `O_EXCL` and its session
+    /// file is renamed into place with `RENAME_NOREPLACE`; on the astronomically unlikely
+    /// collision a new id is drawn).
+    pub fn create<T: Serialize>(&self, data: &T) -> Result<SessionId, Error> {
+        self.create_with_expiry(data, self.shared.config.default_expiry)
+    }
+
+    /// Creates a session with an explicit expiry rule.
+    pub fn create_with_expiry<T: Serialize>(
+        &self,
+        data: &T,
+        expiry: Expiry,
+    ) -> Result<SessionId, Error> {
+        let shared = &*self.shared;
+        let now = format::now_ms();
+        let (expires_ms, ttl_ms) = expiry_fields(expiry, now);
+        let header = Header {
+            generation: 1,
+            created_ms: now,
+            modified_ms: now,
+            expires_ms,
+            ttl_ms,
+            payload_len: 0,
+            payload_crc: 0,
+        };
+        loop {
+            let id = SessionId::generate()?;
+            let data_path = shared.layout.data_path(&id);
+            // Encode first: a session that cannot be encoded never touches the disk.
+            let (bytes, _) =
+                format::encode(&data_path, header, data, shared.config.max_session_size)?;
+            let lock_path = shared.layout.lock_path(&id);
+            let Some(lock_file) = lock::create(&lock_path, shared.config.file_mode)? else {
+                continue; // id collision: draw again
+            };
+            // Between O_EXCL and flock, tidy may take this lock, see no session file and
+            // unlink it; then the id is abandoned (tidy removes what is left).
+            if !lock::try_lock(&lock_file, &lock_path)? || !lock::is_linked(&lock_file, &lock_path)?
+            {
+                continue;
+            }
+            let written = atomic::write(
+                &data_path,
+                Target::MustNotExist,
+                &id,
+                &bytes,
+                shared.config.file_mode,
+                shared.config.durability,
+            );
+            match written {
+                Ok(()) => return Ok(id),
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    continue; // a session file without a lock file had this id: leave it be
+                }
+                Err(e) => {
+                    let _ = atomic::remove(&lock_path, shared.config.durability);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Reads the last checked-in version of a session without taking its lock.
+    ///
+    /// Never waits for a holder and never sees a partial file. Missing or expired → `Ok(None)`.
+    /// A damaged file is an error naming its path.
+    pub fn load<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<T>, Error> {
+        Ok(self.snapshot(id)?.map(|s| s.data))
+    }
+
+    /// Like [`load`](Self::load), with the header the data was read with.
+    pub fn snapshot<T: DeserializeOwned>(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<Snapshot<T>>, Error> {
+        let path = self.shared.layout.data_path(id);
+        let Some(frame) = format::read_frame(&path, self.shared.config.max_session_size)? else {
+            return Ok(None);
+        };
+        if frame.header.is_expired(format::now_ms()) {
+            return Ok(None);
+        }
+        Ok(Some(Snapshot {
+            data: frame.decode(&path)?,
+            info: SessionInfo::from_header(*id, &frame.header),
+        }))
+    }
+
+    /// Whether the session exists and has not expired (reads the header only, no lock).
+    pub fn exists(&self, id: &SessionId) -> Result<bool, Error> {
+        Ok(self.info(id)?.is_some_and(|i| !i.is_expired()))
+    }
+
+    /// A session's metadata from its header, expired or not (no lock). Missing → `Ok(None)`.
+    pub fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
+        let path = self.shared.layout.data_path(id);
+        Ok(format::read_header(&path)?.map(|h| SessionInfo::from_header(*id, &h)))
+    }
+
+    /// Checks a session out: waits (up to the lock timeout) until no one else holds it, then
+    /// returns the exclusive [`Checkout`] with the decoded data.
+    ///
+    /// Errors: [`Error::NotFound`], [`Error::Expired`], [`Error::Deleted`] (deleted while we
+    /// waited), [`Error::LockTimeout`], or a decoding/corruption error.
+    pub fn checkout<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Checkout<T>, Error> {
+        Checkout::acquire(self, id, Wait::UpToTimeout)
+    }
+
+    /// Like [`checkout`](Self::checkout), but returns [`Error::Busy`] at once if the session is
+    /// held by someone else.
+    pub fn try_checkout<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Checkout<T>, Error> {
+        Checkout::acquire(self, id, Wait::No)
+    }
+
+    /// Deletes a session, waiting for its holder first: a session is never pulled from under
+    /// a check-out. Works on expired and on undecodable sessions. `Ok(false)`: there was none.
+    ///
+    /// Threads and processes waiting to check the session out get [`Error::Deleted`].
+    pub fn delete(&self, id: &SessionId) -> Result<bool, Error> {
+        match Locked::acquire(self, id, Wait::UpToTimeout) {
+            Ok(locked) => locked.remove(),
+            Err(e) if e.is_gone() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives a session a new id, keeping its data (defence against session fixation: call it
+    /// when a user logs in or gains privileges). The old id stops existing at once; waiters on
+    /// it get [`Error::Deleted`].
+    pub fn cycle_id(&self, id: &SessionId) -> Result<SessionId, Error> {
+        let mut locked = Locked::acquire(self, id, Wait::UpToTimeout)?;
+        locked.require_live()?;
+        locked.cycle()
+    }
+
+    /// Sliding refresh: re-applies the session's idle lifetime from now, without decoding or
+    /// changing its data (only the header changes). Sessions without an idle lifetime only get
+    /// a new modification time. Waits for a holder like a check-out.
+    pub fn touch(&self, id: &SessionId) -> Result<SessionInfo, Error> {
+        let mut locked = Locked::acquire(self, id, Wait::UpToTimeout)?;
+        locked.rewrite_header(None)
+    }
+
+    /// Changes a session's expiry rule without decoding or changing its data.
+    pub fn set_expiry(&self, id: &SessionId, expiry: Expiry) -> Result<SessionInfo, Error> {
+        let mut locked = Locked::acquire(self, id, Wait::UpToTimeout)?;
+        locked.rewrite_header(Some(expiry))
+    }
+
+    /// How check-outs through this store (and its clones) got their locks so far.
+    pub fn lock_stats(&self) -> LockStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Closes the store: removes the temporary files crashed writers left behind (see
+    /// [`tidy`](Self::tidy)) and stops the release-event watcher thread, if one was started.
+    ///
+    /// Other clones of this handle keep working (a later wait restarts the watcher).
+    pub fn close(self) -> Result<TidyReport, Error> {
+        let report = self.tidy();
+        self.shared.wake.shutdown();
+        report
+    }
+}

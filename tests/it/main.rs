@@ -1,0 +1,24 @@
+//! sessiondir's integration tests: one test binary, one module per area.
+//!
+//! Cross-process tests re-run this very binary as a child process (see `child`), so the
+//! children are real OS processes using the public API, as a web server's workers would.
+
+mod common;
+
+// Child-process entry point and the tests that need real processes.
+mod child;
+// Threads and processes incrementing shared sessions: totals must be exact.
+mod concurrency;
+// SIGKILLed holders and writers: locks released, sessions intact, leftovers tidied.
+mod crash;
+// Delete, gc and cycle racing with holders and waiters in other processes.
+mod races;
+
+// The public API, operation by operation.
+mod api;
+// Hostile and malformed ids: typed errors, nothing on disk touched.
+mod invalid_ids;
+// Damaged session files: typed errors naming the path, other sessions unaffected.
+mod corrupt_files;
+// Random operation sequences checked against an in-memory model.
+mod model;
