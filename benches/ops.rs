@@ -1,0 +1,183 @@
+//! Single-operation costs of the store next to the bare-syscall floor of the same design.
+//!
+//! ```text
+//! cargo bench --bench ops                  # defaults: 1 KiB payload, 9 rounds
+//! SESSIONDIR_BENCH_DIR=/path cargo bench --bench ops   # measure another disk
+//! ```
+//!
+//! Each pair (store vs floor) runs in alternating rounds in one process on one directory, and
+//! the report gives per-operation medians and their ratio (floor time / store time: above 1.0
+//! the store is faster). The machines are shared and noisy: compare ratios, not absolute times
+//! from different runs.
+//!
+//! * `load` vs `open+read+close` (`std::fs::read`) of the same session file.
+//! * uncontended `checkout + check_in` vs the floor: open the lock file, `flock`, read the
+//!   session file, write a temporary file, rename it over, unlock, close.
+//! * `delete_expired` over N sessions (none expired) vs a bare walk with `stat` of each file.
+
+use std::fs::{File, OpenOptions};
+use std::hint::black_box;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sessiondir::{Dict, Store};
+
+const ROUNDS: usize = 9;
+
+fn main() {
+    // `cargo test --benches` passes `--bench`-less args; run a tiny version then.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let base = std::env::var_os("SESSIONDIR_BENCH_DIR").map(PathBuf::from);
+    let tmp = match &base {
+        Some(b) => tempfile::tempdir_in(b),
+        None => tempfile::tempdir(),
+    }
+    .expect("create bench directory");
+    let store = Store::builder(tmp.path().join("store"))
+        .open()
+        .expect("open store");
+    let (iters, gc_sessions) = if quick { (50, 200) } else { (5_000, 20_000) };
+
+    let mut data = Dict::new();
+    data.insert("payload", "x".repeat(1000));
+    data.insert("counter", 0i64);
+    let id = store.create(&data).expect("create");
+
+    println!("sessiondir single-op bench in {}", tmp.path().display());
+    println!(
+        "{:<34} {:>12} {:>12} {:>8}",
+        "operation", "store", "floor", "ratio"
+    );
+
+    let path = store.session_path(&id);
+    report(
+        "load 1 KiB (vs open+read+close)",
+        iters,
+        || {
+            black_box(store.load::<Dict>(&id).expect("load"));
+        },
+        || {
+            black_box(std::fs::read(&path).expect("read"));
+        },
+    );
+
+    let floor_dir = tmp.path().join("floor");
+    std::fs::create_dir_all(&floor_dir).expect("floor dir");
+    let floor = Floor::new(&floor_dir, &std::fs::read(&path).expect("read"));
+    report(
+        "checkout+check_in (vs floor)",
+        iters,
+        || {
+            let mut c = store.checkout::<Dict>(&id).expect("checkout");
+            c.data_mut().increment("counter", 1).expect("int");
+            c.check_in().expect("check in");
+        },
+        || floor.op(),
+    );
+
+    for _ in 0..gc_sessions {
+        store.create(&data).expect("create");
+    }
+    let sessions_dir = store.dir().join("sessions");
+    report(
+        &format!("gc scan {gc_sessions} (vs walk+stat)"),
+        1,
+        || {
+            black_box(store.delete_expired().expect("gc"));
+        },
+        || {
+            black_box(walk_and_stat(&sessions_dir));
+        },
+    );
+}
+
+/// Runs `store_op` and `floor_op` `iters` times per round, alternating, and prints medians.
+fn report(name: &str, iters: usize, mut store_op: impl FnMut(), mut floor_op: impl FnMut()) {
+    let mut store_times = Vec::with_capacity(ROUNDS);
+    let mut floor_times = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        // Alternate which goes first, so neither always gets the warm cache.
+        let mut timed = |op: &mut dyn FnMut()| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                op();
+            }
+            start.elapsed() / iters as u32
+        };
+        if round % 2 == 0 {
+            store_times.push(timed(&mut store_op));
+            floor_times.push(timed(&mut floor_op));
+        } else {
+            floor_times.push(timed(&mut floor_op));
+            store_times.push(timed(&mut store_op));
+        }
+    }
+    let (s, f) = (median(store_times), median(floor_times));
+    println!(
+        "{name:<34} {:>12} {:>12} {:>8.2}",
+        fmt(s),
+        fmt(f),
+        f.as_secs_f64() / s.as_secs_f64()
+    );
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn fmt(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.2} us", d.as_secs_f64() * 1e6)
+    } else {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+/// The bare-syscall floor of the design: the same work with nothing but the system calls.
+struct Floor {
+    lock: PathBuf,
+    data: PathBuf,
+    temp: PathBuf,
+}
+
+impl Floor {
+    fn new(dir: &Path, content: &[u8]) -> Self {
+        let f = Floor {
+            lock: dir.join("lock"),
+            data: dir.join("data"),
+            temp: dir.join(".data.tmp"),
+        };
+        File::create(&f.lock).expect("lock file");
+        std::fs::write(&f.data, content).expect("data file");
+        f
+    }
+
+    // The floor is deliberately bare: it calls the OS lock and rename directly.
+    #[allow(clippy::disallowed_methods)]
+    fn op(&self) {
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.lock)
+            .expect("open lock");
+        lock.lock().expect("flock");
+        let mut content = std::fs::read(&self.data).expect("read");
+        content[100] = content[100].wrapping_add(1);
+        let mut t = File::create(&self.temp).expect("temp");
+        t.write_all(&content).expect("write");
+        drop(t);
+        std::fs::rename(&self.temp, &self.data).expect("rename");
+        lock.unlock().expect("unlock");
+    }
+}
+
+fn walk_and_stat(dir: &Path) -> u64 {
+    let mut n = 0;
+    for entry in walkdir::WalkDir::new(dir).min_depth(2).max_depth(2) {
+        let entry = entry.expect("walk");
+        n += entry.metadata().expect("stat").len();
+    }
+    n
+}
