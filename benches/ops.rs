@@ -98,7 +98,7 @@ fn report(name: &str, iters: usize, mut store_op: impl FnMut(), mut floor_op: im
     let mut floor_times = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {
         // Alternate which goes first, so neither always gets the warm cache.
-        let mut timed = |op: &mut dyn FnMut()| {
+        let timed = |op: &mut dyn FnMut()| {
             let start = Instant::now();
             for _ in 0..iters {
                 op();
