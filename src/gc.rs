@@ -15,6 +15,9 @@ use crate::error::Error;
 use crate::format::{self, HEADER_LEN, Header};
 use crate::store::Store;
 
+/// How often (in sessions scanned) [`Store::gc_with_progress`] reports.
+const PROGRESS_EVERY: u64 = 1024;
+
 /// Which sessions [`Store::gc`] deletes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GcPolicy {
@@ -74,8 +77,8 @@ impl Store {
         self.gc_with_progress(policy, |_| {})
     }
 
-    /// Like [`gc`](Self::gc), calling `progress` with the running totals after each session
-    /// (for progress displays).
+    /// Like [`gc`](Self::gc), calling `progress` with the running totals every 1,024 sessions
+    /// scanned (for progress displays).
     pub fn gc_with_progress(
         &self,
         policy: GcPolicy,
@@ -86,6 +89,10 @@ impl Store {
         for id in self.ids() {
             let id = id?;
             report.scanned += 1;
+            if report.scanned % PROGRESS_EVERY == 0 {
+                report.elapsed = start.elapsed();
+                progress(&report);
+            }
             let path = self.shared.layout.data_path(&id);
             let now = format::now_ms();
             match format::read_header(&path) {
@@ -125,8 +132,6 @@ impl Store {
                 Ok(false) => {}
                 Err(_) => report.damaged += 1,
             }
-            report.elapsed = start.elapsed();
-            progress(&report);
         }
         report.elapsed = start.elapsed();
         Ok(report)
