@@ -12,8 +12,8 @@
 //!     40    8 ttl_ms         u64 LE, sliding lifetime re-applied on every write, 0 = none
 //!     48    4 payload_len    u32 LE
 //!     52    4 payload_crc    u32 LE, CRC-32 (IEEE) of the payload
-//!     56    4 header_crc     u32 LE, CRC-32 (IEEE) of bytes 0..56
-//!     60    4 reserved       zero
+//!     56    4 header_crc     u32 LE, CRC-32 (IEEE) of bytes 0..56 and 60..64
+//!     60    4 reserved       zero (covered by header_crc)
 //!     64    n payload        postcard encoding of the session data, n = payload_len
 //! ```
 //!
@@ -64,7 +64,7 @@ impl Header {
         h[40..48].copy_from_slice(&self.ttl_ms.to_le_bytes());
         h[48..52].copy_from_slice(&self.payload_len.to_le_bytes());
         h[52..56].copy_from_slice(&self.payload_crc.to_le_bytes());
-        let crc = crc32fast::hash(&h[..56]);
+        let crc = header_crc(&h);
         h[56..60].copy_from_slice(&crc.to_le_bytes());
         h
     }
@@ -102,7 +102,7 @@ impl Header {
             });
         }
         let stored = u32_at(56);
-        let computed = crc32fast::hash(&h[..56]);
+        let computed = header_crc(h);
         if stored != computed {
             return Err(Error::corrupt(
                 path,
@@ -123,6 +123,14 @@ impl Header {
             payload_crc: u32_at(52),
         })
     }
+}
+
+/// CRC-32 of the header's bytes 0..56 and 60..64 (everything but the checksum itself).
+fn header_crc(h: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&h[..56]);
+    crc.update(&h[60..HEADER_LEN]);
+    crc.finalize()
 }
 
 /// Serializes `data` behind a header built from `header` (payload length and checksum are
@@ -203,7 +211,20 @@ pub(crate) fn open_for_read(path: &Path) -> Result<Option<File>, Error> {
             path: path.to_path_buf(),
             reason: "a symlink where a session file belongs (symlinks are never followed)",
         }),
+        // A socket cannot be opened (ENXIO); a device node or FIFO opens but is no session.
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            Err(Error::corrupt(path, Corruption::NotAFile))
+        }
         Err(e) => Err(Error::io("open", path, e)),
+    }
+}
+
+/// Refines a decoding error for a file that is not a regular file (a FIFO reads as empty).
+/// Only called on the error path, so the common read costs no `fstat`.
+fn not_a_file_or(file: &File, path: &Path, error: Error) -> Error {
+    match file.metadata() {
+        Ok(m) if !m.is_file() => Error::corrupt(path, Corruption::NotAFile),
+        _ => error,
     }
 }
 
@@ -227,7 +248,7 @@ pub(crate) fn read_frame_from(file: &File, path: &Path, max_payload: u64) -> Res
             _ => Error::io("read", path, e),
         });
     }
-    let header = Header::decode(path, &bytes)?;
+    let header = Header::decode(path, &bytes).map_err(|e| not_a_file_or(file, path, e))?;
     let expected = HEADER_LEN as u64 + u64::from(header.payload_len);
     if u64::from(header.payload_len) > max_payload {
         return Err(Error::TooLarge {
@@ -280,7 +301,9 @@ pub(crate) fn read_header(path: &Path) -> Result<Option<Header>, Error> {
             Err(e) => return Err(Error::io("read", path, e)),
         }
     }
-    Header::decode(path, &buf[..filled]).map(Some)
+    Header::decode(path, &buf[..filled])
+        .map(Some)
+        .map_err(|e| not_a_file_or(&file, path, e))
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -332,7 +355,7 @@ mod tests {
     fn every_single_bit_flip_in_the_header_is_caught() {
         let p = Path::new("/x");
         let (bytes, _) = encode(p, header(), &1u8, 1024).unwrap();
-        for bit in 0..(60 * 8) {
+        for bit in 0..(HEADER_LEN * 8) {
             let mut b = bytes.clone();
             b[bit / 8] ^= 1 << (bit % 8);
             assert!(Header::decode(p, &b).is_err(), "bit {bit} flip undetected");

@@ -50,7 +50,7 @@ impl SessionId {
         if bytes.len() != ID_LEN {
             return Err(Error::invalid_id(
                 input,
-                "a session id is exactly 32 characters",
+                "a session id is exactly 32 ASCII characters",
             ));
         }
         let mut out = [0u8; ID_LEN];

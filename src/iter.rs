@@ -10,17 +10,20 @@ use std::path::Path;
 use crate::error::Error;
 use crate::id::SessionId;
 use crate::info::SessionInfo;
+use crate::layout::Layout;
 use crate::store::Store;
 
 /// Iterator over the ids of all sessions on disk (expired ones included). See [`Store::ids`].
 pub struct SessionIds {
     walk: walkdir::IntoIter,
+    layout: Layout,
 }
 
 impl SessionIds {
-    pub(crate) fn new(sessions_root: &Path) -> Self {
+    pub(crate) fn new(layout: &Layout) -> Self {
         SessionIds {
-            walk: walkdir::WalkDir::new(sessions_root)
+            layout: layout.clone(),
+            walk: walkdir::WalkDir::new(layout.sessions_root())
                 .min_depth(2)
                 .max_depth(2)
                 .follow_links(false)
@@ -47,10 +50,17 @@ impl Iterator for SessionIds {
             if !entry.file_type().is_file() {
                 continue;
             }
-            if let Some(id) = entry
+            let Some(id) = entry
                 .file_name()
                 .to_str()
                 .and_then(|n| SessionId::parse(n).ok())
+            else {
+                continue;
+            };
+            // A file in the wrong shard is not reachable by its id: not a session of ours.
+            let shard = entry.path().parent().and_then(Path::file_name);
+            if shard.and_then(|s| s.to_str())
+                == Some(self.layout.shard_name(self.layout.shard_of(&id)).as_str())
             {
                 return Some(Ok(id));
             }
@@ -61,7 +71,7 @@ impl Iterator for SessionIds {
 impl Store {
     /// All session ids on disk, expired ones included, streaming in constant memory.
     pub fn ids(&self) -> SessionIds {
-        SessionIds::new(self.shared.layout.sessions_root())
+        SessionIds::new(&self.shared.layout)
     }
 
     /// Every session's header, streaming (expired ones included; see

@@ -138,8 +138,16 @@ pub fn tree_snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, EntrySta
 /// Recomputes the header checksum (bytes 56..60, CRC-32 IEEE of bytes 0..56) of a session file
 /// image after a test changed header fields on purpose.
 pub fn fix_header_crc(file: &mut [u8]) {
-    let crc = crc32fast::hash(&file[..56]);
+    let crc = compute_header_crc(file);
     file[56..60].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The header CRC: CRC-32 of bytes 0..56 and 60..64 (docs/design.md, section 2).
+pub fn compute_header_crc(file: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&file[..56]);
+    h.update(&file[60..64]);
+    h.finalize()
 }
 
 /// The lock file of session `id`: `<dir>/locks/<shard>/<id>`, next to its session file's shard.
