@@ -23,7 +23,6 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -197,26 +196,12 @@ impl Frame {
     }
 }
 
-/// Opens a file inside the store for reading without following a symlink in its last
-/// component and without blocking on a FIFO. `Ok(None)`: the file does not exist.
+/// Opens a session file for reading: no symlink is followed and a FIFO cannot block the
+/// reader (`O_NONBLOCK`). `Ok(None)`: the file does not exist.
 pub(crate) fn open_for_read(path: &Path) -> Result<Option<File>, Error> {
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Error::UnsafePath {
-            path: path.to_path_buf(),
-            reason: "a symlink where a session file belongs (symlinks are never followed)",
-        }),
-        // A socket cannot be opened (ENXIO); a device node or FIFO opens but is no session.
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-            Err(Error::corrupt(path, Corruption::NotAFile))
-        }
-        Err(e) => Err(Error::io("open", path, e)),
-    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    crate::layout::open_existing(&mut options, libc::O_NONBLOCK, path, "open")
 }
 
 /// Refines a decoding error for a file that is not a regular file (a FIFO reads as empty).

@@ -15,13 +15,13 @@
 //! The fan-out is fixed when the store is created and recorded in the marker: two processes
 //! that computed different shards for one id would lock different files.
 
-use std::fs::{self, DirBuilder};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Corruption, Error};
 use crate::id::SessionId;
 
 const MARKER: &str = "sessiondir.store";
@@ -134,6 +134,33 @@ pub(crate) fn temp_owner(name: &str) -> Option<SessionId> {
         return None;
     }
     SessionId::parse(id).ok()
+}
+
+/// Opens an existing file inside the store with `options` and the extra open `flags`, never
+/// following a symlink in the last component (`O_NOFOLLOW` is always added; the directories
+/// above were checked at open). `Ok(None)`: the file does not exist. `op` is the verb reported
+/// in I/O errors.
+pub(crate) fn open_existing(
+    options: &mut OpenOptions,
+    flags: i32,
+    path: &Path,
+    op: &'static str,
+) -> Result<Option<File>, Error> {
+    // custom_flags replaces earlier custom flags, so all of them are given here at once.
+    let e = match options.custom_flags(libc::O_NOFOLLOW | flags).open(path) {
+        Ok(f) => return Ok(Some(f)),
+        Err(e) => e,
+    };
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => Ok(None),
+        Some(libc::ELOOP) => Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            reason: "a symlink inside the store (symlinks are never followed)",
+        }),
+        // A socket cannot be opened at all; it is no session (nor lock) file.
+        Some(libc::ENXIO) => Err(Error::corrupt(path, Corruption::NotAFile)),
+        _ => Err(Error::io(op, path, e)),
+    }
 }
 
 fn make_dir(path: &Path, mode: u32, recursive: bool) -> Result<(), Error> {

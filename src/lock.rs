@@ -21,22 +21,12 @@ use std::path::Path;
 
 use crate::error::Error;
 
-/// Opens an existing lock file. `Ok(None)`: it does not exist.
+/// Opens an existing lock file read-write (so that closing it raises `IN_CLOSE_WRITE`).
+/// `Ok(None)`: it does not exist.
 pub(crate) fn open(path: &Path) -> Result<Option<File>, Error> {
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Error::UnsafePath {
-            path: path.to_path_buf(),
-            reason: "a symlink where a lock file belongs (symlinks are never followed)",
-        }),
-        Err(e) => Err(Error::io("open lock file", path, e)),
-    }
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    crate::layout::open_existing(&mut options, 0, path, "open lock file")
 }
 
 /// Creates a new lock file with `O_EXCL`. `Ok(None)`: something already exists at `path`.
