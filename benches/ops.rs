@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench --bench ops                  # defaults: 1 KiB payload, 9 rounds
 //! SESSIONDIR_BENCH_DIR=/path cargo bench --bench ops   # measure another disk
+//! SESSIONDIR_BENCH_SESSIONS=1000000 cargo bench --bench ops   # gc over a million sessions
 //! ```
 //!
 //! Each pair (store vs floor) runs in alternating rounds in one process on one directory, and
@@ -37,7 +38,11 @@ fn main() {
     let store = Store::builder(tmp.path().join("store"))
         .open()
         .expect("open store");
-    let (iters, gc_sessions) = if quick { (50, 200) } else { (5_000, 20_000) };
+    let (iters, default_sessions) = if quick { (50, 200) } else { (5_000, 20_000) };
+    let gc_sessions: usize = std::env::var("SESSIONDIR_BENCH_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_sessions);
 
     let mut data = Dict::new();
     data.insert("payload", "x".repeat(1000));
@@ -79,6 +84,16 @@ fn main() {
     for _ in 0..gc_sessions {
         store.create(&data).expect("create");
     }
+    report(
+        &format!("load among {gc_sessions} (vs read)"),
+        iters,
+        || {
+            black_box(store.load::<Dict>(&id).expect("load"));
+        },
+        || {
+            black_box(std::fs::read(&path).expect("read"));
+        },
+    );
     let sessions_dir = store.dir().join("sessions");
     report(
         &format!("gc scan {gc_sessions} (vs walk+stat)"),

@@ -53,6 +53,7 @@ pub(crate) struct Config {
     pub file_mode: u32,
     pub max_session_size: u64,
     pub allow_shared_dir: bool,
+    pub create_if_missing: bool,
     pub observer: Option<Arc<dyn Observer>>,
 }
 
@@ -67,6 +68,7 @@ impl Default for Config {
             file_mode: 0o600,
             max_session_size: 1 << 20,
             allow_shared_dir: false,
+            create_if_missing: true,
             observer: None,
         }
     }
@@ -166,6 +168,14 @@ impl StoreBuilder {
     /// anyone who can write the directory can read, replace or delete every session in it.
     pub fn allow_shared_dir(mut self, allow: bool) -> Self {
         self.config.allow_shared_dir = allow;
+        self
+    }
+
+    /// Whether [`open`](Self::open) may create the store. Default true; admin tools set it to
+    /// false so that a mistyped path is an error ([`Error::Config`]) instead of a new, empty
+    /// store.
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.config.create_if_missing = create;
         self
     }
 

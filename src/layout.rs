@@ -53,6 +53,12 @@ impl Layout {
         }
         // Absolute, so that paths reported by file-change events compare equal to ours.
         let root = std::path::absolute(dir).map_err(|e| Error::io("resolve", dir, e))?;
+        if !config.create_if_missing && fs::symlink_metadata(root.join(MARKER)).is_err() {
+            return Err(Error::Config {
+                path: root,
+                reason: format!("no sessiondir store here ({MARKER} is missing)"),
+            });
+        }
         let dir_mode = config.dir_mode();
         make_dir(&root, dir_mode, true)?;
         check_dir(&root, config)?;

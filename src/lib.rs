@@ -80,6 +80,7 @@ mod observer;
 mod store;
 mod tidy;
 mod wake;
+mod watch;
 
 pub use checkout::Checkout;
 pub use config::{Durability, Expiry, StoreBuilder};
@@ -93,3 +94,4 @@ pub use iter::SessionIds;
 pub use observer::{AcquiredBy, Acquisition, LockStats, Observer};
 pub use store::Store;
 pub use tidy::TidyReport;
+pub use watch::{Change, ChangeKind, Watch};

@@ -201,6 +201,40 @@ impl Store {
         Ok(format::read_header(&path)?.map(|h| SessionInfo::from_header(*id, &h)))
     }
 
+    /// Like [`snapshot`](Self::snapshot) but also returns expired sessions (for admin tools:
+    /// an expired session stays on disk until garbage collection).
+    pub fn inspect<T: DeserializeOwned>(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<Snapshot<T>>, Error> {
+        let path = self.shared.layout.data_path(id);
+        let Some(frame) = format::read_frame(&path, self.shared.config.max_session_size)? else {
+            return Ok(None);
+        };
+        Ok(Some(Snapshot {
+            data: frame.decode(&path)?,
+            info: SessionInfo::from_header(*id, &frame.header),
+        }))
+    }
+
+    /// Whether somebody (any thread or process) holds the session right now.
+    ///
+    /// Answers by trying the lock and releasing it at once, so a concurrent
+    /// [`try_checkout`](Self::try_checkout) may see [`Error::Busy`] for that instant; meant for
+    /// admin tools, not for request paths. Missing session → `Ok(false)`.
+    pub fn is_checked_out(&self, id: &SessionId) -> Result<bool, Error> {
+        let lock_path = self.shared.layout.lock_path(id);
+        match lock::open(&lock_path)? {
+            None => Ok(false),
+            Some(file) => Ok(!lock::try_lock(&file, &lock_path)?),
+        }
+    }
+
+    /// Which shard directory (`0..fan_out`) holds session `id`.
+    pub fn shard_of(&self, id: &SessionId) -> u32 {
+        self.shared.layout.shard_of(id)
+    }
+
     /// Checks a session out: waits (up to the lock timeout) until no one else holds it, then
     /// returns the exclusive [`Checkout`] with the decoded data.
     ///

@@ -1,0 +1,514 @@
+//! `sessiondir bench`: what lock contention costs, on this disk.
+//!
+//! W workers — processes by default (this binary re-run as `bench-worker`), or threads sharing
+//! one `Store` with `--threads` — share one session directory. Each op checks a session out,
+//! increments its counter, optionally busy-waits `--hold-us`, and checks it in. With
+//! `--baseline` the same workload also runs on the bare-syscall floor of this design (open the
+//! lock file, `flock`, read, write a temporary file, rename, unlock), in alternating rounds, so
+//! the store's cost is reported as a ratio measured side by side. Every run is verified: the
+//! counters must add up to the ops done exactly, no session may be corrupt, and no temporary
+//! file may be left.
+
+mod report;
+mod workload;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use sessiondir::{Dict, Durability, SessionId, Store, Value};
+
+use super::Failure;
+use report::{Run, Summary};
+use workload::{Mode, Plan, WorkerResult};
+
+const IDS_FILE: &str = ".bench-ids";
+const FLOOR_DIR: &str = ".bench-floor";
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Session directory to use; must be empty or missing (default: a fresh temporary
+    /// directory, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Number of workers.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Ops per worker (per round).
+    #[arg(long, default_value_t = 2000)]
+    ops: u64,
+    /// Number of sessions (`hot` uses only the first).
+    #[arg(long, default_value_t = 100)]
+    sessions: usize,
+    /// How ops pick their session.
+    #[arg(long, value_enum, default_value_t = Mode::Hot)]
+    mode: Mode,
+    /// Busy-wait this many microseconds while holding the session (simulated request work).
+    #[arg(long, default_value_t = 0)]
+    hold_us: u64,
+    /// Payload bytes per session, besides the counter.
+    #[arg(long, default_value_t = 1024)]
+    payload: usize,
+    /// 1: the strongest durability (fdatasync the file, fsync the directory); 0: none.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    fsync: u8,
+    /// Workers are threads of this process sharing one store, instead of processes.
+    #[arg(long)]
+    threads: bool,
+    /// Also run the bare-syscall floor, alternating with the store, and print the ratio.
+    #[arg(long)]
+    baseline: bool,
+    /// Rounds per worker count (default: 3 with --baseline, else 1); medians are reported.
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Sweep these worker counts instead of --workers, e.g. 1,2,4,8,16.
+    #[arg(long, value_delimiter = ',')]
+    ladder: Vec<usize>,
+    /// With --ladder: write an SVG chart of throughput and p99 against workers.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print one JSON line per worker count instead of the report.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Which implementation a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    Store,
+    Floor,
+}
+
+impl System {
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Store => "sessiondir",
+            System::Floor => "floor",
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long)]
+    floor: bool,
+    #[arg(long)]
+    ops: u64,
+    #[arg(long)]
+    sessions: usize,
+    #[arg(long, value_enum)]
+    mode: Mode,
+    #[arg(long)]
+    hold_us: u64,
+    #[arg(long)]
+    fsync: u8,
+    #[arg(long)]
+    seed: u64,
+}
+
+/// Everything a run needs to know.
+struct Bench<'a> {
+    args: &'a BenchArgs,
+    dir: PathBuf,
+    store: Store,
+    ids: Vec<SessionId>,
+}
+
+pub fn run(a: &BenchArgs) -> Result<(), Failure> {
+    if a.workers == 0 || a.sessions == 0 || a.ops == 0 || a.ladder.contains(&0) {
+        return Err(Failure::Usage(
+            "--workers, --sessions, --ops and --ladder steps must be at least 1".into(),
+        ));
+    }
+    if a.plot.is_some() && a.ladder.is_empty() {
+        return Err(Failure::Usage("--plot needs --ladder".into()));
+    }
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => {
+            let empty = std::fs::read_dir(d).map_or(true, |mut e| e.next().is_none());
+            if !empty {
+                return Err(Failure::Usage(format!(
+                    "--dir {} is not empty; bench prepares its own sessions in an empty directory",
+                    d.display()
+                )));
+            }
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir().map_err(Failure::Output)?;
+            tmp.path().join("sessions")
+        }
+    };
+    let bench = Bench::prepare(a, dir)?;
+    let steps = if a.ladder.is_empty() {
+        vec![a.workers]
+    } else {
+        a.ladder.clone()
+    };
+    let rounds = a.rounds.unwrap_or(if a.baseline { 3 } else { 1 }).max(1);
+    let mut summaries = Vec::new();
+    let mut failed = Vec::new();
+    for &workers in &steps {
+        let mut store_runs = Vec::new();
+        let mut floor_runs = Vec::new();
+        for round in 0..rounds {
+            // Alternate which system goes first, so neither always gets the warm cache.
+            let order = if a.baseline && round % 2 == 1 {
+                [Some(System::Floor), Some(System::Store)]
+            } else {
+                [Some(System::Store), a.baseline.then_some(System::Floor)]
+            };
+            for system in order.into_iter().flatten() {
+                let run = bench.run_once(system, workers, round)?;
+                match system {
+                    System::Store => store_runs.push(run),
+                    System::Floor => floor_runs.push(run),
+                }
+            }
+        }
+        let store = Summary::new(System::Store, workers, &store_runs);
+        let floor =
+            (!floor_runs.is_empty()).then(|| Summary::new(System::Floor, workers, &floor_runs));
+        for s in std::iter::once(&store).chain(floor.as_ref()) {
+            if let Some(problem) = s.problem() {
+                failed.push(format!(
+                    "{} with {workers} workers: {problem}",
+                    s.system.name()
+                ));
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        if a.json {
+            report::json_line(&mut out, a, rounds, &store, floor.as_ref())?;
+        } else {
+            report::human(&mut out, a, rounds, &store, floor.as_ref())?;
+        }
+        out.flush()?;
+        summaries.push((store, floor));
+    }
+    if let Some(path) = &a.plot {
+        report::plot(path, &summaries).map_err(|e| {
+            Failure::Usage(format!("cannot write the chart {}: {e}", path.display()))
+        })?;
+        if !a.json {
+            println!("chart written to {}", path.display());
+        }
+    }
+    bench.cleanup();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Verification(format!(
+            "verification failed: {}",
+            failed.join("; ")
+        )))
+    }
+}
+
+fn durability(fsync: u8) -> Durability {
+    if fsync == 1 {
+        Durability::FileAndDirectory
+    } else {
+        Durability::None
+    }
+}
+
+impl<'a> Bench<'a> {
+    fn prepare(args: &'a BenchArgs, dir: PathBuf) -> Result<Self, Failure> {
+        let store = Store::builder(&dir)
+            .durability(durability(args.fsync))
+            .open()?;
+        let mut data = Dict::new();
+        data.insert("counter", 0i64);
+        data.insert("payload", Value::Bytes(vec![b'x'; args.payload]));
+        let ids = (0..args.sessions)
+            .map(|_| store.create(&data))
+            .collect::<Result<Vec<_>, _>>()?;
+        let list: String = ids.iter().map(|id| format!("{id}\n")).collect();
+        std::fs::write(dir.join(IDS_FILE), list)?;
+        if args.baseline {
+            workload::prepare_floor(&dir.join(FLOOR_DIR), args.sessions, args.payload)?;
+        }
+        Ok(Bench {
+            args,
+            dir,
+            store,
+            ids,
+        })
+    }
+
+    fn cleanup(&self) {
+        let _ = std::fs::remove_dir_all(self.dir.join(FLOOR_DIR));
+        #[allow(clippy::disallowed_methods)] // the bench's own bookkeeping file, not a session
+        let _ = std::fs::remove_file(self.dir.join(IDS_FILE));
+    }
+
+    fn plan(&self, worker: usize, round: usize) -> Plan {
+        Plan {
+            ops: self.args.ops,
+            mode: self.args.mode,
+            hold: Duration::from_micros(self.args.hold_us),
+            seed: (round as u64) << 32 | worker as u64,
+        }
+    }
+
+    /// Sum of all counters, sessions that fail to read, and leftover temporary files.
+    fn verify(&self, system: System) -> (u64, u64, u64) {
+        let (mut sum, mut corrupt) = (0u64, 0u64);
+        match system {
+            System::Store => {
+                for id in &self.ids {
+                    match self.store.load::<Dict>(id) {
+                        Ok(Some(d)) => sum += d.get_i64("counter").unwrap_or(0).max(0) as u64,
+                        _ => corrupt += 1,
+                    }
+                }
+            }
+            System::Floor => {
+                for n in 0..self.ids.len() {
+                    match workload::floor_counter(&self.dir.join(FLOOR_DIR), n) {
+                        Ok(c) => sum += c,
+                        Err(_) => corrupt += 1,
+                    }
+                }
+            }
+        }
+        let leftover = walkdir::WalkDir::new(&self.dir)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy();
+                e.file_type().is_file() && name.starts_with('.') && name.ends_with(".tmp")
+            })
+            .count() as u64;
+        (sum, corrupt, leftover)
+    }
+
+    fn run_once(&self, system: System, workers: usize, round: usize) -> Result<Run, Failure> {
+        let (before, _, _) = self.verify(system);
+        let bar = super::output::spinner(&format!(
+            "{}: {workers} {} x {} ops",
+            system.name(),
+            if self.args.threads {
+                "threads"
+            } else {
+                "processes"
+            },
+            self.args.ops
+        ));
+        let (results, elapsed) = if self.args.threads {
+            self.run_threads(system, workers, round)
+        } else {
+            self.run_processes(system, workers, round)?
+        };
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let (after, corrupt, leftover) = self.verify(system);
+        Ok(Run {
+            elapsed,
+            counter_delta: after.saturating_sub(before),
+            counter_sum: after,
+            corrupt,
+            leftover,
+            results,
+        })
+    }
+
+    fn run_threads(
+        &self,
+        system: System,
+        workers: usize,
+        round: usize,
+    ) -> (Vec<WorkerResult>, Duration) {
+        let barrier = Arc::new(Barrier::new(workers + 1));
+        let floor_dir = self.dir.join(FLOOR_DIR);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let barrier = Arc::clone(&barrier);
+                    let plan = self.plan(w, round);
+                    let store = self.store.clone();
+                    let (ids, floor_dir, fsync) = (&self.ids, &floor_dir, self.args.fsync == 1);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        match system {
+                            System::Store => workload::run_store(&store, ids, &plan),
+                            System::Floor => {
+                                workload::run_floor(floor_dir, ids.len(), &plan, fsync)
+                            }
+                        }
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let start = Instant::now();
+            let results = handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect();
+            (results, start.elapsed())
+        })
+    }
+
+    fn run_processes(
+        &self,
+        system: System,
+        workers: usize,
+        round: usize,
+    ) -> Result<(Vec<WorkerResult>, Duration), Failure> {
+        let exe = std::env::current_exe()?;
+        let mut children = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let plan = self.plan(w, round);
+            let mut cmd = Command::new(&exe);
+            cmd.arg("bench-worker")
+                .arg("--dir")
+                .arg(&self.dir)
+                .args(["--ops", &plan.ops.to_string()])
+                .args(["--sessions", &self.ids.len().to_string()])
+                .args(["--hold-us", &self.args.hold_us.to_string()])
+                .args(["--fsync", &self.args.fsync.to_string()])
+                .args(["--seed", &plan.seed.to_string()])
+                .args(["--mode", mode_name(plan.mode)])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped());
+            if system == System::Floor {
+                cmd.arg("--floor");
+            }
+            children.push(WorkerProcess::spawn(cmd)?);
+        }
+        for c in &mut children {
+            c.expect_line("ready")?;
+        }
+        let start = Instant::now();
+        for c in &mut children {
+            c.go()?;
+        }
+        let mut results = Vec::with_capacity(workers);
+        for c in &mut children {
+            results.push(c.result()?);
+        }
+        Ok((results, start.elapsed()))
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Hot => "hot",
+        Mode::Spread => "spread",
+        Mode::Zipf => "zipf",
+    }
+}
+
+/// A worker process: killed and reaped if dropped before it finished.
+struct WorkerProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl WorkerProcess {
+    fn spawn(mut cmd: Command) -> Result<Self, Failure> {
+        let mut child = cmd.spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .map(BufReader::new)
+            .ok_or_else(|| Failure::Usage("worker has no stdout".into()))?;
+        Ok(WorkerProcess {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    fn line(&mut self) -> Result<String, Failure> {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        if line.is_empty() {
+            return Err(Failure::Usage(
+                "a benchmark worker exited early (see its error above)".into(),
+            ));
+        }
+        Ok(line.trim_end().to_string())
+    }
+
+    fn expect_line(&mut self, want: &str) -> Result<(), Failure> {
+        let got = self.line()?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(Failure::Usage(format!(
+                "benchmark worker said {got:?}, expected {want:?}"
+            )))
+        }
+    }
+
+    fn go(&mut self) -> Result<(), Failure> {
+        if let Some(mut stdin) = self.stdin.take() {
+            stdin.write_all(b"go\n")?;
+        }
+        Ok(())
+    }
+
+    fn result(&mut self) -> Result<WorkerResult, Failure> {
+        let line = self.line()?;
+        let _ = self.child.wait();
+        serde_json::from_str(&line)
+            .map_err(|e| Failure::Usage(format!("unreadable benchmark worker result: {e}")))
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The hidden `bench-worker` command: one worker process.
+pub fn worker(a: &WorkerArgs) -> Result<(), Failure> {
+    let plan = Plan {
+        ops: a.ops,
+        mode: a.mode,
+        hold: Duration::from_micros(a.hold_us),
+        seed: a.seed,
+    };
+    let store = Store::builder(&a.dir)
+        .create_if_missing(false)
+        .durability(durability(a.fsync))
+        .open()?;
+    let ids = read_ids(&a.dir)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go)?;
+    let result = if a.floor {
+        workload::run_floor(&a.dir.join(FLOOR_DIR), a.sessions, &plan, a.fsync == 1)
+    } else {
+        workload::run_store(&store, &ids, &plan)
+    };
+    let line = serde_json::to_string(&result)
+        .map_err(|e| Failure::Usage(format!("cannot encode the worker result: {e}")))?;
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+fn read_ids(dir: &Path) -> Result<Vec<SessionId>, Failure> {
+    let text = std::fs::read_to_string(dir.join(IDS_FILE))?;
+    text.lines()
+        .map(|l| SessionId::parse(l).map_err(Failure::from))
+        .collect()
+}

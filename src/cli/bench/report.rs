@@ -1,0 +1,391 @@
+//! Turning worker results into a summary: throughput, percentiles, fairness, verification;
+//! printed for humans, as JSON, or drawn as an SVG chart.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+use super::workload::WorkerResult;
+use super::{BenchArgs, System};
+
+/// One timed run of W workers.
+pub struct Run {
+    pub elapsed: Duration,
+    pub counter_delta: u64,
+    pub counter_sum: u64,
+    pub corrupt: u64,
+    pub leftover: u64,
+    pub results: Vec<WorkerResult>,
+}
+
+/// Percentiles of a histogram, in microseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Self {
+        Percentiles {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// The rounds of one system at one worker count, summarised.
+pub struct Summary {
+    pub system: System,
+    pub workers: usize,
+    /// Median over rounds.
+    pub ops_per_s: f64,
+    pub op: Percentiles,
+    pub wait: Percentiles,
+    pub ops: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub counter_sum: u64,
+    pub expected_sum: u64,
+    pub lost_updates: u64,
+    pub corrupt: u64,
+    pub leftover: u64,
+    pub acquisitions: [u64; 4],
+    /// Smallest and largest share of ops a worker got while all were running (fair: 1/W).
+    pub min_share: f64,
+    pub max_share: f64,
+}
+
+impl Summary {
+    pub fn new(system: System, workers: usize, runs: &[Run]) -> Self {
+        let mut op =
+            Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
+        let mut wait =
+            Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
+        let mut rates = Vec::new();
+        let mut s = Summary {
+            system,
+            workers,
+            ops_per_s: 0.0,
+            op: Percentiles::default(),
+            wait: Percentiles::default(),
+            ops: 0,
+            errors: 0,
+            first_error: None,
+            counter_sum: 0,
+            expected_sum: 0,
+            lost_updates: 0,
+            corrupt: 0,
+            leftover: 0,
+            acquisitions: [0; 4],
+            min_share: 1.0,
+            max_share: 0.0,
+        };
+        for run in runs {
+            let ops: u64 = run.results.iter().map(|r| r.ops).sum();
+            rates.push(ops as f64 / run.elapsed.as_secs_f64().max(1e-9));
+            s.ops += ops;
+            s.expected_sum += ops;
+            s.lost_updates += ops.saturating_sub(run.counter_delta);
+            s.counter_sum = run.counter_sum;
+            s.corrupt = s.corrupt.max(run.corrupt);
+            s.leftover = s.leftover.max(run.leftover);
+            for r in &run.results {
+                s.errors += r.errors;
+                if s.first_error.is_none() {
+                    s.first_error.clone_from(&r.first_error);
+                }
+                for &(v, n) in &r.op_us {
+                    let _ = op.record_n(v, n);
+                }
+                for &(v, n) in &r.wait_us {
+                    let _ = wait.record_n(v, n);
+                }
+                s.acquisitions[0] += r.immediate;
+                s.acquisitions[1] += r.local_queue;
+                s.acquisitions[2] += r.event;
+                s.acquisitions[3] += r.poll;
+            }
+            if let Some((lo, hi)) = shares(&run.results) {
+                s.min_share = s.min_share.min(lo);
+                s.max_share = s.max_share.max(hi);
+            }
+        }
+        // Counters started at 0 when the bench prepared the sessions.
+        s.expected_sum = s.counter_sum.max(s.expected_sum);
+        rates.sort_by(f64::total_cmp);
+        s.ops_per_s = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
+        s.op = Percentiles::of(&op);
+        s.wait = Percentiles::of(&wait);
+        s
+    }
+
+    /// Why this summary fails verification, if it does.
+    pub fn problem(&self) -> Option<String> {
+        let mut p = Vec::new();
+        if self.lost_updates > 0 {
+            p.push(format!("{} lost updates", self.lost_updates));
+        }
+        if self.corrupt > 0 {
+            p.push(format!("{} corrupt sessions", self.corrupt));
+        }
+        if self.leftover > 0 {
+            p.push(format!("{} leftover temporary files", self.leftover));
+        }
+        if self.errors > 0 {
+            p.push(format!(
+                "{} failed ops (first: {})",
+                self.errors,
+                self.first_error.as_deref().unwrap_or("?")
+            ));
+        }
+        (!p.is_empty()).then(|| p.join(", "))
+    }
+}
+
+/// Each worker's share of the ops done up to the moment the first worker finished.
+fn shares(results: &[WorkerResult]) -> Option<(f64, f64)> {
+    if results.len() < 2 {
+        return None;
+    }
+    let first_done = results
+        .iter()
+        .map(|r| r.progress.len())
+        .min()?
+        .checked_sub(1)?;
+    let done: Vec<u64> = results
+        .iter()
+        .map(|r| r.progress.get(first_done).copied().unwrap_or(0))
+        .collect();
+    let total: u64 = done.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let lo = done.iter().copied().min()? as f64 / total as f64;
+    let hi = done.iter().copied().max()? as f64 / total as f64;
+    Some((lo, hi))
+}
+
+fn summary_json(s: &Summary) -> serde_json::Value {
+    json!({
+        "system": s.system.name(),
+        "workers": s.workers,
+        "ops_per_s": s.ops_per_s.round(),
+        "p50_us": s.op.p50,
+        "p90_us": s.op.p90,
+        "p99_us": s.op.p99,
+        "p999_us": s.op.p999,
+        "max_us": s.op.max,
+        "wait_p50_us": s.wait.p50,
+        "wait_p99_us": s.wait.p99,
+        "wait_max_us": s.wait.max,
+        "lost_updates": s.lost_updates,
+        "corrupt": s.corrupt,
+        "errors": s.errors,
+        "leftover_files": s.leftover,
+        "counter_sum": s.counter_sum,
+        "expected_sum": s.expected_sum,
+        "acquired_immediately": s.acquisitions[0],
+        "acquired_after_local_queue": s.acquisitions[1],
+        "acquired_after_event": s.acquisitions[2],
+        "acquired_at_poll": s.acquisitions[3],
+        "min_share": s.min_share,
+        "max_share": s.max_share,
+    })
+}
+
+/// One JSON line: the store's figures, plus the floor's and the ratio with `--baseline`.
+pub fn json_line(
+    out: &mut impl Write,
+    a: &BenchArgs,
+    rounds: usize,
+    store: &Summary,
+    floor: Option<&Summary>,
+) -> std::io::Result<()> {
+    let mut v = summary_json(store);
+    v["ops"] = json!(a.ops);
+    v["sessions"] = json!(a.sessions);
+    v["mode"] = json!(format!("{:?}", a.mode).to_lowercase());
+    v["hold_us"] = json!(a.hold_us);
+    v["payload"] = json!(a.payload);
+    v["fsync"] = json!(a.fsync);
+    v["threads"] = json!(a.threads);
+    v["rounds"] = json!(rounds);
+    if let Some(f) = floor {
+        v["baseline"] = summary_json(f);
+        v["ratio"] = json!(store.ops_per_s / f.ops_per_s.max(1e-9));
+    }
+    super::super::output::json_line(out, &v)
+}
+
+/// The report for people.
+pub fn human(
+    out: &mut impl Write,
+    a: &BenchArgs,
+    rounds: usize,
+    store: &Summary,
+    floor: Option<&Summary>,
+) -> std::io::Result<()> {
+    let session_desc = match a.mode {
+        super::Mode::Hot => "hot: all on one session".to_string(),
+        m => format!(
+            "{} over {} sessions",
+            format!("{m:?}").to_lowercase(),
+            a.sessions
+        ),
+    };
+    writeln!(
+        out,
+        "{} {} x {} ops, {session_desc}; hold {} us, payload {} B, fsync {}, {rounds} round(s)",
+        store.workers,
+        if a.threads { "threads" } else { "processes" },
+        a.ops,
+        a.hold_us,
+        a.payload,
+        if a.fsync == 1 { "on" } else { "off" },
+    )?;
+    writeln!(
+        out,
+        "  {:<11} {:>9}   {:>7} {:>7} {:>7} {:>7} {:>8}   (op latency, us)",
+        "system", "ops/s", "p50", "p90", "p99", "p99.9", "max"
+    )?;
+    for s in std::iter::once(store).chain(floor) {
+        writeln!(
+            out,
+            "  {:<11} {:>9.0}   {:>7} {:>7} {:>7} {:>7} {:>8}",
+            s.system.name(),
+            s.ops_per_s,
+            s.op.p50,
+            s.op.p90,
+            s.op.p99,
+            s.op.p999,
+            s.op.max
+        )?;
+    }
+    if let Some(f) = floor {
+        writeln!(
+            out,
+            "  throughput ratio sessiondir / floor: {:.2}   (wait p99 {} us vs {} us, max {} us vs {} us)",
+            store.ops_per_s / f.ops_per_s.max(1e-9),
+            store.wait.p99,
+            f.wait.p99,
+            store.wait.max,
+            f.wait.max
+        )?;
+    }
+    writeln!(
+        out,
+        "  lock wait (us): p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
+        store.wait.p50, store.wait.p90, store.wait.p99, store.wait.p999, store.wait.max
+    )?;
+    let [immediate, local, event, poll] = store.acquisitions;
+    writeln!(
+        out,
+        "  locks taken: at once {immediate}, after a thread of the same process {local}, \
+         woken by a release event {event}, at a poll {poll}"
+    )?;
+    if store.workers > 1 {
+        writeln!(
+            out,
+            "  fairness: worker shares while all ran {:.3} to {:.3} (fair: {:.3})",
+            store.min_share,
+            store.max_share,
+            1.0 / store.workers as f64
+        )?;
+    }
+    for s in std::iter::once(store).chain(floor) {
+        writeln!(
+            out,
+            "  verified {}: counters {} of {} expected, {} lost, {} corrupt, {} failed ops, {} leftover files{}",
+            s.system.name(),
+            s.counter_sum,
+            s.expected_sum,
+            s.lost_updates,
+            s.corrupt,
+            s.errors,
+            s.leftover,
+            if s.problem().is_none() {
+                " - ok"
+            } else {
+                " - FAILED"
+            }
+        )?;
+    }
+    writeln!(out)
+}
+
+/// Throughput and p99 against workers, for the store and (if measured) the floor.
+pub fn plot(path: &Path, steps: &[(Summary, Option<Summary>)]) -> Result<(), String> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (left, right) = root.split_horizontally(450);
+    chart(&left, "throughput (ops/s)", steps, |s| s.ops_per_s)?;
+    chart(&right, "op latency p99 (us)", steps, |s| s.op.p99 as f64)?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// One line chart of `metric` against workers: sessiondir in blue, the floor in red.
+fn chart<DB: plotters::prelude::DrawingBackend>(
+    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    steps: &[(Summary, Option<Summary>)],
+    metric: fn(&Summary) -> f64,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let max_w = steps.iter().map(|(s, _)| s.workers).max().unwrap_or(1) as f64;
+    let y_max = steps
+        .iter()
+        .flat_map(|(s, f)| std::iter::once(s).chain(f.as_ref()))
+        .map(metric)
+        .fold(1.0, f64::max)
+        * 1.1;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..max_w + 1.0, 0.0..y_max)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("workers")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (floor, color, name) in [(false, BLUE, "sessiondir"), (true, RED, "floor")] {
+        let points: Vec<(f64, f64)> = steps
+            .iter()
+            .filter_map(|(s, f)| if floor { f.as_ref() } else { Some(s) })
+            .map(|s| (s.workers as f64, metric(s)))
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        chart
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,154 @@
+//! Command-line parsing, dispatch, output and exit codes.
+//!
+//! Raw flags are parsed by clap into one `Command`; each command runs against the public
+//! library API and returns a `Failure` on error, which maps to a documented exit code:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success (also when stdout is closed early, e.g. `sessiondir ls \| head`) |
+//! | 1 | the session does not exist (or has expired, or was deleted) |
+//! | 2 | usage error, invalid input (a bad id), I/O error, damaged data, not a store |
+//! | 3 | the session is held by someone else (lock timeout) |
+//! | 4 | `bench`: verification failed (lost updates, corrupt sessions, leftover files) |
+
+mod admin;
+mod bench;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use sessiondir::{Error, SessionId, Store};
+
+/// Inspect, clean and benchmark sessiondir session directories.
+#[derive(Parser)]
+#[command(name = "sessiondir", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List sessions: id, created, modified, expires, size, checked out now.
+    Ls(admin::LsArgs),
+    /// Show one session's header and, for dictionary sessions, its data.
+    Show(admin::ShowArgs),
+    /// Delete a session (waits for its holder, like any check-out).
+    Rm(admin::RmArgs),
+    /// Delete expired and/or idle sessions, skipping checked-out ones.
+    Gc(admin::GcArgs),
+    /// Remove temporary files and orphaned lock files left by crashed writers.
+    Tidy(StoreArgs),
+    /// Counts, bytes, expired, checked out now, shard balance.
+    Stats(StoreArgs),
+    /// Stream creations, check-ins and deletions as they happen.
+    Watch(admin::WatchArgs),
+    /// Measure lock contention: worker processes (or threads) checking sessions out and in.
+    Bench(bench::BenchArgs),
+    /// One benchmark worker (started by `bench`).
+    #[command(hide = true)]
+    BenchWorker(bench::WorkerArgs),
+}
+
+/// Options every admin command takes.
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// The session directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Print JSON (one object per line) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl StoreArgs {
+    /// Opens an existing store; a missing one is an error, never silently created.
+    fn open(&self) -> Result<Store, Failure> {
+        Ok(Store::builder(&self.dir).create_if_missing(false).open()?)
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug)]
+enum Failure {
+    /// From the library.
+    Store(Error),
+    /// Writing output failed.
+    Output(std::io::Error),
+    /// Bad flags or arguments.
+    Usage(String),
+    /// The benchmark ran but its verification failed.
+    Verification(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Output(e)
+    }
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Store(e) if e.is_gone() => 1,
+            Failure::Store(Error::LockTimeout { .. } | Error::Busy { .. }) => 3,
+            Failure::Verification(_) => 4,
+            _ => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Store(e) => write!(f, "{e}"),
+            Failure::Output(e) => write!(f, "cannot write output: {e}"),
+            Failure::Usage(m) | Failure::Verification(m) => f.write_str(m),
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ls(a) => admin::ls(&a),
+        Command::Show(a) => admin::show(&a),
+        Command::Rm(a) => admin::rm(&a),
+        Command::Gc(a) => admin::gc(&a),
+        Command::Tidy(a) => admin::tidy(&a),
+        Command::Stats(a) => admin::stats(&a),
+        Command::Watch(a) => admin::watch(&a),
+        Command::Bench(a) => bench::run(&a),
+        Command::BenchWorker(a) => bench::worker(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that stopped reading (`| head`) is not an error.
+        Err(Failure::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("sessiondir: error: {failure}");
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+/// Parses a session id from the command line.
+fn parse_id(input: &str) -> Result<SessionId, Failure> {
+    Ok(SessionId::parse(input)?)
+}
+
+/// Parses durations like `30m`, `2h 30m`, `500ms`, `7d`.
+fn parse_duration(input: &str) -> Result<Duration, String> {
+    humantime::parse_duration(input)
+        .map_err(|e| format!("{input:?} is not a duration like 30m, 2h or 500ms ({e})"))
+}
