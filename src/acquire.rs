@@ -2,8 +2,8 @@
 //!
 //! 1. **Local turn** ([`crate::local`]): threads of this process queue in memory, so at most one
 //!    of them works on the session's file lock.
-//! 2. **Open** `locks/<shard>/<id>` (never created here: only `create` makes lock files, with
-//!    `O_EXCL`). Missing → the session does not exist.
+//! 2. **Open** `locks/<shard>/<id>`. Missing → the session does not exist (unless its session
+//!    file does: then the lock file is recreated with `O_EXCL`, see below).
 //! 3. **Try** an exclusive `flock` without blocking. Free → go to 5.
 //! 4. **Announce and wait**: tell the observer, register for release events of this lock file
 //!    *before* the next attempt (so a release in between is not missed), then loop: try again,
@@ -31,18 +31,42 @@ use crate::store::Shared;
 /// file (releasing the `flock` and raising the wake-up event) and then passes the turn on.
 pub(crate) struct Held {
     // Field order is drop order: release the file lock before handing over the local turn.
-    _file: File,
-    _turn: TurnGuard,
+    file: File,
+    turn: TurnGuard,
 }
 
 struct TurnGuard {
     local: Arc<LocalLocks>,
     id: SessionId,
+    gone: bool,
 }
 
 impl Drop for TurnGuard {
     fn drop(&mut self) {
-        self.local.give_back(&self.id);
+        self.local.give_back(&self.id, self.gone);
+    }
+}
+
+impl Held {
+    /// Records that the holder deleted the session (or moved it to a new id), so that a thread
+    /// of this process queued behind it reports [`Error::Deleted`].
+    pub fn mark_gone(&mut self) {
+        self.turn.gone = true;
+    }
+
+    /// Checks, right before a write, that the held lock file is still the one at the path. It
+    /// can only be unlinked under us from outside the store's protocol (a hand-deleted lock
+    /// file, a temporary-file cleaner); then a new lock file may have been created and locked
+    /// by someone else, and writing would lose their update.
+    pub fn verify(&self, id: &SessionId, lock_path: &std::path::Path) -> Result<(), Error> {
+        if lock::is_linked(&self.file, lock_path)? {
+            Ok(())
+        } else {
+            Err(Error::LockLost {
+                id: *id,
+                path: lock_path.to_path_buf(),
+            })
+        }
     }
 }
 
@@ -51,10 +75,11 @@ impl Drop for TurnGuard {
 pub(crate) fn adopt(shared: &Shared, id: &SessionId, file: File) -> Result<Held, Error> {
     match shared.local.take(id, None) {
         Turn::Taken { .. } => Ok(Held {
-            _file: file,
-            _turn: TurnGuard {
+            file,
+            turn: TurnGuard {
                 local: Arc::clone(&shared.local),
                 id: *id,
+                gone: false,
             },
         }),
         Turn::Refused => Err(Error::Busy { id: *id }),
@@ -77,18 +102,26 @@ pub(crate) fn acquire(
     wait: Wait,
 ) -> Result<(Held, Acquisition), Error> {
     let start = Instant::now();
-    let deadline = (wait == Wait::UpToTimeout).then(|| start + shared.config.lock_timeout);
-    let mut by = match shared.local.take(id, deadline) {
-        Turn::Taken { waited: false } => AcquiredBy::Immediately,
-        Turn::Taken { waited: true } => AcquiredBy::LocalQueue,
+    // A timeout too large to add to the clock means "wait for ever" (a century).
+    let deadline = (wait == Wait::UpToTimeout).then(|| {
+        start
+            .checked_add(shared.config.lock_timeout)
+            .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600))
+    });
+    let (mut by, mut saw_deleted) = match shared.local.take(id, deadline) {
+        Turn::Taken {
+            waited: false,
+            gone,
+        } => (AcquiredBy::Immediately, gone),
+        Turn::Taken { waited: true, gone } => (AcquiredBy::LocalQueue, gone),
         Turn::Refused => return Err(contended(shared, id, start, deadline.is_some())),
     };
     let turn = TurnGuard {
         local: Arc::clone(&shared.local),
         id: *id,
+        gone: false,
     };
     let lock_path = shared.layout.lock_path(id);
-    let mut saw_deleted = false;
     loop {
         let Some(file) = lock::open(&lock_path)? else {
             if saw_deleted {
@@ -130,13 +163,7 @@ pub(crate) fn acquire(
         {
             observer.acquired(id, &acquisition);
         }
-        return Ok((
-            Held {
-                _file: file,
-                _turn: turn,
-            },
-            acquisition,
-        ));
+        return Ok((Held { file, turn }, acquisition));
     }
 }
 

@@ -28,7 +28,24 @@ pub(crate) enum Target {
     MustNotExist,
 }
 
+/// A failed atomic operation: before its rename or unlink (nothing changed on disk), or after
+/// it (the change is in place, but the directory sync that makes it durable failed).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Before(Error),
+    After(Error),
+}
+
+impl Failure {
+    pub fn into_error(self) -> Error {
+        match self {
+            Failure::Before(e) | Failure::After(e) => e,
+        }
+    }
+}
+
 /// Writes `bytes` to `target` atomically (see the module docs for the exact steps).
+/// `still_held` runs right before the rename; if it fails, nothing is renamed.
 pub(crate) fn write(
     target: &Path,
     how: Target,
@@ -36,7 +53,8 @@ pub(crate) fn write(
     bytes: &[u8],
     mode: u32,
     durability: Durability,
-) -> Result<(), Error> {
+    still_held: impl FnOnce() -> Result<(), Error>,
+) -> Result<(), Failure> {
     let dir = parent(target);
     let prefix = temp_prefix(id);
     let mut temp = tempfile::Builder::new()
@@ -45,47 +63,48 @@ pub(crate) fn write(
         .rand_bytes(8)
         .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)
-        .map_err(|e| Error::io("create temporary file in", dir, e))?;
+        .map_err(|e| Failure::Before(Error::io("create temporary file in", dir, e)))?;
     temp.write_all(bytes)
-        .map_err(|e| Error::io("write", temp.path(), e))?;
+        .map_err(|e| Failure::Before(Error::io("write", temp.path(), e)))?;
     if durability >= Durability::FileData {
         temp.as_file()
             .sync_data()
-            .map_err(|e| Error::io("sync", temp.path(), e))?;
+            .map_err(|e| Failure::Before(Error::io("sync", temp.path(), e)))?;
     }
+    still_held().map_err(Failure::Before)?;
     match how {
         Target::Replace => temp.persist(target).map(drop),
         Target::MustNotExist => temp.persist_noclobber(target).map(drop),
     }
-    .map_err(|e| Error::io("rename temporary file onto", target, e.error))?;
-    sync_dir_if(dir, durability)
+    .map_err(|e| Failure::Before(Error::io("rename temporary file onto", target, e.error)))?;
+    sync_dir_if(dir, durability).map_err(Failure::After)
 }
 
 /// Moves `from` to `to` (same shard tree, same file system), atomically. `Ok(false)`: `from`
 /// did not exist.
 #[allow(clippy::disallowed_methods)] // this module is the one place allowed to rename
-pub(crate) fn rename(from: &Path, to: &Path, durability: Durability) -> Result<bool, Error> {
+pub(crate) fn rename(from: &Path, to: &Path, durability: Durability) -> Result<bool, Failure> {
     match std::fs::rename(from, to) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io("rename", from, e)),
+        Err(e) => return Err(Failure::Before(Error::io("rename", from, e))),
     }
-    sync_dir_if(parent(to), durability)?;
+    sync_dir_if(parent(to), durability).map_err(Failure::After)?;
     if parent(from) != parent(to) {
-        sync_dir_if(parent(from), durability)?;
+        sync_dir_if(parent(from), durability).map_err(Failure::After)?;
     }
     Ok(true)
 }
 
 /// Unlinks `path`. `Ok(false)`: it did not exist.
 #[allow(clippy::disallowed_methods)] // this module is the one place allowed to unlink
-pub(crate) fn remove(path: &Path, durability: Durability) -> Result<bool, Error> {
+pub(crate) fn remove(path: &Path, durability: Durability) -> Result<bool, Failure> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io("remove", path, e)),
+        Err(e) => return Err(Failure::Before(Error::io("remove", path, e))),
     }
-    sync_dir_if(parent(path), durability)?;
+    sync_dir_if(parent(path), durability).map_err(Failure::After)?;
     Ok(true)
 }
 

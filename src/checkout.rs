@@ -77,7 +77,9 @@ impl<T> Checkout<T> {
 
     /// Moves the session, as last written, to a new id and keeps it checked out under that id
     /// (defence against session fixation). The old id stops existing at once; waiters on it get
-    /// [`Error::Deleted`]. Unsaved changes to the data stay in the guard.
+    /// [`Error::Deleted`]. Unsaved changes to the data stay in the guard. If the move landed
+    /// but its directory sync failed, the error is returned and [`id`](Self::id) is already
+    /// the new id.
     pub fn cycle_id(&mut self) -> Result<SessionId, Error> {
         self.locked.cycle()
     }
@@ -92,7 +94,10 @@ impl<T: Serialize> Checkout<T> {
     /// Writes the data atomically and releases the session.
     ///
     /// On failure the guard comes back inside the error, still holding the lock, and the
-    /// previously checked-in version is intact on disk.
+    /// previously checked-in version is intact on disk — with one exception: with
+    /// [`Durability::FileAndDirectory`](crate::Durability), if only the directory sync after
+    /// the rename failed, the new version is already in place (but may not survive a power
+    /// loss); checking in again is safe.
     pub fn check_in(mut self) -> Result<(), CheckinError<T>> {
         match self.write() {
             Ok(()) => Ok(()),
@@ -118,9 +123,18 @@ impl<T: Serialize> Checkout<T> {
         };
         let max = self.locked.store.shared.config.max_session_size;
         let (bytes, header) = format::encode(&self.locked.data_path, header, &self.data, max)?;
-        self.locked.write(&bytes)?;
-        self.header = header;
-        Ok(())
+        match self.locked.write(&bytes) {
+            Ok(()) => {
+                self.header = header;
+                Ok(())
+            }
+            Err(atomic::Failure::Before(e)) => Err(e),
+            // The new version is in place; only its directory sync failed.
+            Err(atomic::Failure::After(e)) => {
+                self.header = header;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -206,16 +220,18 @@ impl Locked {
         Error::NotFound { id: self.id }
     }
 
-    /// Replaces the session file (check-in, touch).
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let config = &self.store.shared.config;
+    /// Replaces the session file (check-in, touch), after checking the lock is still ours.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), atomic::Failure> {
+        let shared = &self.store.shared;
+        let lock_path = shared.layout.lock_path(&self.id);
         atomic::write(
             &self.data_path,
             Target::Replace,
             &self.id,
             bytes,
-            config.file_mode,
-            config.durability,
+            shared.config.file_mode,
+            shared.config.durability,
+            || self.held.verify(&self.id, &lock_path),
         )
     }
 
@@ -233,18 +249,31 @@ impl Locked {
             Some(expiry) => (header.expires_ms, header.ttl_ms) = expiry_fields(expiry, now),
             None => header.expires_ms = next_expiry(&frame.header, now),
         }
-        self.write(&format::reframe(header, frame.payload()))?;
+        self.write(&format::reframe(header, frame.payload()))
+            .map_err(atomic::Failure::into_error)?;
         Ok(SessionInfo::from_header(self.id, &header))
     }
 
     /// Deletes the session file, then its lock file, then releases the lock (in that order, so
     /// that a lock file is only ever unlinked after its session file). `Ok(false)`: the session
     /// file was already gone.
-    pub fn remove(self) -> Result<bool, Error> {
+    pub fn remove(mut self) -> Result<bool, Error> {
         let shared = &self.store.shared;
-        let existed = atomic::remove(&self.data_path, shared.config.durability)?;
-        atomic::remove(&shared.layout.lock_path(&self.id), shared.config.durability)?;
-        Ok(existed)
+        let (existed, unsynced) = match atomic::remove(&self.data_path, shared.config.durability) {
+            Ok(existed) => (existed, None),
+            Err(atomic::Failure::Before(e)) => return Err(e),
+            // Unlinked, but the directory sync failed: the session is gone all the same.
+            Err(atomic::Failure::After(e)) => (true, Some(e)),
+        };
+        // From here on the session is gone, whatever else fails: tell local waiters.
+        self.held.mark_gone();
+        let lock_path = shared.layout.lock_path(&self.id);
+        atomic::remove(&lock_path, shared.config.durability)
+            .map_err(atomic::Failure::into_error)?;
+        match unsynced {
+            Some(e) => Err(e),
+            None => Ok(existed),
+        }
     }
 
     /// Moves the session file to a fresh id whose lock we create and hold, then retires the old
@@ -264,13 +293,24 @@ impl Locked {
             let new_data_path = shared.layout.data_path(&new_id);
             // Only a holder of new_id's lock writes new_data_path, and that is us: the rename
             // cannot clobber anything.
-            if !atomic::rename(&self.data_path, &new_data_path, shared.config.durability)? {
-                let _ = atomic::remove(&new_lock_path, shared.config.durability);
-                return Err(self.vanished());
-            }
+            let unsynced =
+                match atomic::rename(&self.data_path, &new_data_path, shared.config.durability) {
+                    Ok(true) => None,
+                    Ok(false) => {
+                        let _ = atomic::remove(&new_lock_path, shared.config.durability);
+                        return Err(self.vanished());
+                    }
+                    Err(atomic::Failure::Before(e)) => {
+                        let _ = atomic::remove(&new_lock_path, shared.config.durability);
+                        return Err(e);
+                    }
+                    // Moved, but the directory sync failed: carry on under the new id, then report.
+                    Err(atomic::Failure::After(e)) => Some(e),
+                };
             // From here on the session lives under new_id, whatever else happens.
             let old_lock_path = shared.layout.lock_path(&self.id);
-            let old_held = std::mem::replace(&mut self.held, new_held);
+            let mut old_held = std::mem::replace(&mut self.held, new_held);
+            old_held.mark_gone();
             self.id = new_id;
             self.data_path = new_data_path;
             // Old id: its session file is gone; unlink its lock file while still holding it, so
@@ -279,7 +319,10 @@ impl Locked {
             // tidy removes it: the old id is dead either way.
             let _ = atomic::remove(&old_lock_path, shared.config.durability);
             drop(old_held);
-            return Ok(new_id);
+            return match unsynced {
+                Some(e) => Err(e),
+                None => Ok(new_id),
+            };
         }
     }
 }

@@ -158,9 +158,10 @@ impl StoreBuilder {
         self
     }
 
-    /// Largest payload (encoded session data) accepted on write and on read. Default 1 MiB.
+    /// Largest payload (encoded session data) accepted on write and on read. Default 1 MiB;
+    /// at most 4 GiB - 1 (the header's length field is 32 bits).
     pub fn max_session_size(mut self, bytes: u64) -> Self {
-        self.config.max_session_size = bytes;
+        self.config.max_session_size = bytes.min(u64::from(u32::MAX));
         self
     }
 

@@ -59,6 +59,16 @@ pub enum Error {
         /// How long the caller waited before giving up.
         waited: Duration,
     },
+    /// The holder's lock file was removed from the store while it was held (by hand, or by a
+    /// temporary-file cleaner); the write was not done, because another process may have
+    /// checked the session out through a new lock file meanwhile.
+    #[error("the lock file {} of session {id} was removed while held; nothing was written", path.display())]
+    LockLost {
+        /// The session.
+        id: SessionId,
+        /// Its lock file.
+        path: PathBuf,
+    },
     /// A session file is damaged: it is left where it is and other sessions are unaffected.
     #[error("corrupt session file {}: {kind}", path.display())]
     Corrupt {
@@ -170,7 +180,8 @@ impl Error {
             | Error::Expired { id }
             | Error::Deleted { id }
             | Error::Busy { id }
-            | Error::LockTimeout { id, .. } => Some(id),
+            | Error::LockTimeout { id, .. }
+            | Error::LockLost { id, .. } => Some(id),
             _ => None,
         }
     }
@@ -208,7 +219,7 @@ pub enum Corruption {
     BadMagic,
     /// Header flag bits this version does not define are set.
     UnknownFlags(u16),
-    /// The CRC-32C over header and payload does not match.
+    /// The header's or the payload's CRC-32 does not match.
     ChecksumMismatch {
         /// The checksum stored in the header.
         stored: u32,

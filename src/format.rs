@@ -225,14 +225,22 @@ pub(crate) fn read_frame(path: &Path, max_payload: u64) -> Result<Option<Frame>,
 }
 
 pub(crate) fn read_frame_from(file: &File, path: &Path, max_payload: u64) -> Result<Frame, Error> {
-    let limit = HEADER_LEN as u64 + max_payload + 1;
-    let mut bytes = Vec::with_capacity(HEADER_LEN + 4096);
-    if let Err(e) = file.take(limit).read_to_end(&mut bytes) {
-        return Err(match e.raw_os_error() {
-            Some(libc::EISDIR) => Error::corrupt(path, Corruption::NotAFile),
-            _ => Error::io("read", path, e),
-        });
+    // One read covers small sessions (plus one more to see the end of the file).
+    let mut bytes = vec![0u8; HEADER_LEN + 4096];
+    let mut filled = read_full(file, path, &mut bytes)?;
+    if filled == bytes.len() {
+        // Larger than the first buffer: size it from the header, exactly, plus one byte to
+        // notice trailing data. Never more than the configured maximum allows.
+        let payload = Header::decode(path, &bytes[..HEADER_LEN]).map_or(0, |h| h.payload_len);
+        let want = HEADER_LEN as u64 + u64::from(payload).min(max_payload) + 1;
+        if let Ok(want) = usize::try_from(want)
+            && want > bytes.len()
+        {
+            bytes.resize(want, 0);
+            filled += read_full(file, path, &mut bytes[filled..])?;
+        }
     }
+    bytes.truncate(filled);
     let header = Header::decode(path, &bytes).map_err(|e| not_a_file_or(file, path, e))?;
     let expected = HEADER_LEN as u64 + u64::from(header.payload_len);
     if u64::from(header.payload_len) > max_payload {
@@ -268,15 +276,11 @@ pub(crate) fn read_frame_from(file: &File, path: &Path, max_payload: u64) -> Res
     Ok(Frame { header, bytes })
 }
 
-/// Reads and verifies only the header. `Ok(None)`: the file does not exist.
-pub(crate) fn read_header(path: &Path) -> Result<Option<Header>, Error> {
-    let Some(file) = open_for_read(path)? else {
-        return Ok(None);
-    };
-    let mut buf = [0u8; HEADER_LEN];
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(mut file: &File, path: &Path, buf: &mut [u8]) -> Result<usize, Error> {
     let mut filled = 0;
-    while filled < HEADER_LEN {
-        match (&file).read(&mut buf[filled..]) {
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -286,6 +290,16 @@ pub(crate) fn read_header(path: &Path) -> Result<Option<Header>, Error> {
             Err(e) => return Err(Error::io("read", path, e)),
         }
     }
+    Ok(filled)
+}
+
+/// Reads and verifies only the header. `Ok(None)`: the file does not exist.
+pub(crate) fn read_header(path: &Path) -> Result<Option<Header>, Error> {
+    let Some(file) = open_for_read(path)? else {
+        return Ok(None);
+    };
+    let mut buf = [0u8; HEADER_LEN];
+    let filled = read_full(&file, path, &mut buf)?;
     Header::decode(path, &buf[..filled])
         .map(Some)
         .map_err(|e| not_a_file_or(&file, path, e))

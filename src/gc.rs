@@ -87,7 +87,11 @@ impl Store {
         let start = Instant::now();
         let mut report = GcReport::default();
         for id in self.ids() {
-            let id = id?;
+            // One unreadable directory entry must not stop the pass.
+            let Ok(id) = id else {
+                report.damaged += 1;
+                continue;
+            };
             report.scanned += 1;
             if report.scanned % PROGRESS_EVERY == 0 {
                 report.elapsed = start.elapsed();

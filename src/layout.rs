@@ -61,7 +61,7 @@ impl Layout {
         }
         let dir_mode = config.dir_mode();
         make_dir(&root, dir_mode, true)?;
-        check_dir(&root, config)?;
+        check_dir(&root, config, Symlink::Follow)?;
         let fan_out = read_or_write_marker(&root, config)?;
         let width = format!("{:x}", fan_out - 1).len();
         let layout = Layout {
@@ -73,12 +73,12 @@ impl Layout {
         };
         for top in [&layout.sessions, &layout.locks] {
             make_dir(top, dir_mode, false)?;
-            check_dir(top, config)?;
+            check_dir(top, config, Symlink::Refuse)?;
         }
         for shard in 0..fan_out {
             for dir in [layout.session_dir(shard), layout.lock_dir(shard)] {
                 make_dir(&dir, dir_mode, false)?;
-                check_dir(&dir, config)?;
+                check_dir(&dir, config, Symlink::Refuse)?;
             }
         }
         Ok(layout)
@@ -181,15 +181,26 @@ fn make_dir(path: &Path, mode: u32, recursive: bool) -> Result<(), Error> {
     }
 }
 
+/// Whether a directory may be reached through a symlink: only the root the user named.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Symlink {
+    Follow,
+    Refuse,
+}
+
 /// A directory the store uses must be a real directory (not a symlink, except the root the
 /// user named) that no one but its owner (and, if allowed, its group) may write to.
-fn check_dir(path: &Path, config: &Config) -> Result<(), Error> {
+fn check_dir(path: &Path, config: &Config, symlink: Symlink) -> Result<(), Error> {
     let meta = fs::symlink_metadata(path).map_err(|e| Error::io("inspect", path, e))?;
-    let meta = if meta.file_type().is_symlink() {
-        // Only reachable for the root: everything below it is created by the store.
-        fs::metadata(path).map_err(|e| Error::io("inspect", path, e))?
-    } else {
-        meta
+    let meta = match (meta.file_type().is_symlink(), symlink) {
+        (false, _) => meta,
+        (true, Symlink::Follow) => fs::metadata(path).map_err(|e| Error::io("inspect", path, e))?,
+        (true, Symlink::Refuse) => {
+            return Err(Error::UnsafePath {
+                path: path.to_path_buf(),
+                reason: "a symlink inside the store (symlinks are never followed)",
+            });
+        }
     };
     if !meta.is_dir() {
         return Err(Error::UnsafePath {
@@ -212,8 +223,8 @@ fn check_dir(path: &Path, config: &Config) -> Result<(), Error> {
 fn read_or_write_marker(root: &Path, config: &Config) -> Result<u32, Error> {
     let path = root.join(MARKER);
     loop {
-        match fs::read_to_string(&path) {
-            Ok(text) => {
+        match read_marker(&path) {
+            Ok(Some(text)) => {
                 let stored = parse_marker(&path, &text)?;
                 if let Some(asked) = config.fan_out
                     && asked != stored
@@ -227,8 +238,8 @@ fn read_or_write_marker(root: &Path, config: &Config) -> Result<u32, Error> {
                 }
                 return Ok(stored);
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("read", &path, e)),
+            Ok(None) => {}
+            Err(e) => return Err(e),
         }
         // First opener: write the marker atomically, without clobbering a concurrent opener's.
         let fan_out = config.fan_out.unwrap_or(DEFAULT_FAN_OUT);
@@ -248,6 +259,21 @@ fn read_or_write_marker(root: &Path, config: &Config) -> Result<u32, Error> {
             Err(e) => return Err(Error::io("create", &path, e.error)),
         }
     }
+}
+
+/// Reads the marker without following a symlink, blocking on a FIFO or reading without bound.
+fn read_marker(path: &Path) -> Result<Option<String>, Error> {
+    use std::io::Read;
+    let mut options = OpenOptions::new();
+    options.read(true);
+    let Some(file) = open_existing(&mut options, libc::O_NONBLOCK, path, "open")? else {
+        return Ok(None);
+    };
+    let mut text = String::new();
+    file.take(4096)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(text))
 }
 
 fn parse_marker(path: &Path, text: &str) -> Result<u32, Error> {

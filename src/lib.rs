@@ -43,9 +43,9 @@
 //!   session, never a torn one; its temporary files are removed by [`Store::tidy`] /
 //!   [`Store::close`], never a live writer's.
 //! * **Lock-free reads**: [`Store::load`] takes no lock and sees the last checked-in version.
-//! * **Prompt wake-up**: a waiter in the same process is handed the session directly; a waiter
-//!   in another process is woken by the release's file-change event, with polling every
-//!   [`poll_delay`](StoreBuilder::poll_delay) at most as a fallback.
+//! * **Prompt wake-up**: a waiter in the same process is woken directly by the releasing
+//!   thread; a waiter in another process is woken by the release's file-change event, with
+//!   polling every [`poll_delay`](StoreBuilder::poll_delay) at most as a fallback.
 //! * **Safe ids and paths**: ids carry 160 bits from the OS CSPRNG; ids from outside are
 //!   validated before any path is built; symlinks inside the store are never followed; files
 //!   are 0600 and directories 0700 by default.
@@ -58,6 +58,9 @@
 //! * Network and FUSE file systems (NFS, CIFS, JuiceFS, GlusterFS, ...) are untested: their
 //!   locks and caches may break exclusion. Use a local file system.
 //! * Fairness: waiters are woken promptly but not in arrival order.
+//! * Open the store after `fork`, and never fork while holding a check-out.
+//! * Keep the store directory away from temporary-file cleaners: a lock file removed under its
+//!   holder is detected at check-in ([`Error::LockLost`]) but not before.
 //!
 //! The on-disk layout, file format, lock protocol and its invariants are argued in
 //! `docs/design.md`.

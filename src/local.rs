@@ -21,6 +21,8 @@ struct Slot {
     held: bool,
     waiters: usize,
     turn: Arc<Condvar>,
+    /// The last holder deleted the session (or moved it to a new id): the next taker is told.
+    gone: bool,
 }
 
 /// Per-store table of sessions held by a thread of this process.
@@ -31,8 +33,9 @@ pub(crate) struct LocalLocks {
 
 /// Outcome of queueing for a session's local turn.
 pub(crate) enum Turn {
-    /// The turn is ours; `waited` says whether another thread of this process held it first.
-    Taken { waited: bool },
+    /// The turn is ours; `waited` says whether another thread of this process held it first,
+    /// `gone` whether that thread deleted the session (or moved it to a new id) meanwhile.
+    Taken { waited: bool, gone: bool },
     /// Another thread holds it and the caller did not want to wait (or the deadline passed).
     Refused,
 }
@@ -52,14 +55,22 @@ impl LocalLocks {
                     held: true,
                     waiters: 0,
                     turn: Arc::new(Condvar::new()),
+                    gone: false,
                 });
-                return Turn::Taken { waited: false };
+                return Turn::Taken {
+                    waited: false,
+                    gone: false,
+                };
             }
             Entry::Occupied(mut o) => {
                 let slot = o.get_mut();
                 if !slot.held {
                     slot.held = true;
-                    return Turn::Taken { waited: false };
+                    let gone = std::mem::take(&mut slot.gone);
+                    return Turn::Taken {
+                        waited: false,
+                        gone,
+                    };
                 }
                 let Some(_) = deadline else {
                     return Turn::Refused;
@@ -80,14 +91,19 @@ impl LocalLocks {
                         held: true,
                         waiters: 0,
                         turn,
+                        gone: false,
                     },
                 );
-                return Turn::Taken { waited: true };
+                return Turn::Taken {
+                    waited: true,
+                    gone: false,
+                };
             };
             if !slot.held {
                 slot.held = true;
                 slot.waiters -= 1;
-                return Turn::Taken { waited: true };
+                let gone = std::mem::take(&mut slot.gone);
+                return Turn::Taken { waited: true, gone };
             }
             if remaining.is_zero() {
                 slot.waiters -= 1;
@@ -100,8 +116,9 @@ impl LocalLocks {
         }
     }
 
-    /// Gives `id`'s turn back and wakes one waiting thread.
-    pub fn give_back(&self, id: &SessionId) {
+    /// Gives `id`'s turn back and wakes one waiting thread; `gone`: the session was deleted
+    /// (or moved to a new id) by the holder, which the next taker will be told.
+    pub fn give_back(&self, id: &SessionId, gone: bool) {
         let mut table = self.table();
         if let Entry::Occupied(mut o) = table.entry(*id) {
             if o.get().waiters == 0 {
@@ -109,6 +126,7 @@ impl LocalLocks {
             } else {
                 let slot = o.get_mut();
                 slot.held = false;
+                slot.gone = gone;
                 slot.turn.notify_one();
             }
         }
@@ -131,13 +149,19 @@ mod tests {
         let id = SessionId::generate().unwrap();
         assert!(matches!(
             locks.take(&id, None),
-            Turn::Taken { waited: false }
+            Turn::Taken { waited: false, .. }
         ));
         assert!(matches!(locks.take(&id, None), Turn::Refused));
         let l2 = Arc::clone(&locks);
         let t = std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(10);
-            matches!(l2.take(&id, Some(deadline)), Turn::Taken { waited: true })
+            matches!(
+                l2.take(&id, Some(deadline)),
+                Turn::Taken {
+                    waited: true,
+                    gone: true
+                }
+            )
         });
         // Wait until the thread is queued, then hand over.
         let start = Instant::now();
@@ -148,9 +172,12 @@ mod tests {
             );
             std::thread::yield_now();
         }
-        locks.give_back(&id);
-        assert!(t.join().unwrap());
-        locks.give_back(&id);
+        locks.give_back(&id, true);
+        assert!(
+            t.join().unwrap(),
+            "the waiter is told the holder deleted the session"
+        );
+        locks.give_back(&id, false);
         assert_eq!(locks.len(), 0, "released slots are removed");
     }
 
@@ -162,7 +189,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_millis(20);
         assert!(matches!(locks.take(&id, Some(deadline)), Turn::Refused));
         assert!(Instant::now() >= deadline);
-        locks.give_back(&id);
+        locks.give_back(&id, false);
         assert_eq!(locks.len(), 0);
     }
 }

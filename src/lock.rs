@@ -1,7 +1,7 @@
 //! Lock files and the only calls to the operating system's file locks.
 //!
-//! A session's lock file is `locks/<shard>/<id>`: empty, created once by `create` with
-//! `O_EXCL`, never renamed, unlinked only by a holder of its lock after the session file is
+//! A session's lock file is `locks/<shard>/<id>`: empty, created with `O_EXCL` (by create and
+//! cycle for a fresh id, or to repair a lost one), never renamed, unlinked only by a holder of its lock after the session file is
 //! gone. Holders take an exclusive `flock(2)` on it through std's [`File::try_lock`] (stable since
 //! Rust 1.89; see docs/design.md for why not `fs2` and not `fcntl` locks):
 //!

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::acquire::Wait;
-use crate::atomic::{self, Target};
+use crate::atomic::{self, Failure, Target};
 use crate::checkout::{Checkout, Locked};
 use crate::config::{Config, Expiry, StoreBuilder};
 use crate::error::Error;
@@ -148,18 +148,22 @@ impl Store {
                 &bytes,
                 shared.config.file_mode,
                 shared.config.durability,
+                || Ok(()), // nobody else can know this id yet
             );
             match written {
                 Ok(()) => return Ok(id),
-                Err(Error::Io { source, .. })
+                Err(Failure::Before(Error::Io { source, .. }))
                     if source.kind() == std::io::ErrorKind::AlreadyExists =>
                 {
                     continue; // a session file without a lock file had this id: leave it be
                 }
-                Err(e) => {
+                Err(Failure::Before(e)) => {
                     let _ = atomic::remove(&lock_path, shared.config.durability);
                     return Err(e);
                 }
+                // The session exists but its directory sync failed: keep its lock file (I2)
+                // and report; unreferenced, it expires or is collected like any other.
+                Err(Failure::After(e)) => return Err(e),
             }
         }
     }

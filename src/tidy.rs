@@ -36,6 +36,9 @@ pub struct TidyReport {
     pub skipped_busy: u64,
     /// Bytes of temporary files removed.
     pub bytes_freed: u64,
+    /// Entries that could not be judged or removed (unreadable directory, a directory named
+    /// like a temporary file, ...); left in place, the pass went on.
+    pub failed: u64,
 }
 
 impl Store {
@@ -44,64 +47,99 @@ impl Store {
     pub fn tidy(&self) -> Result<TidyReport, Error> {
         let mut report = TidyReport::default();
         for shard in 0..self.shared.layout.fan_out() {
-            self.tidy_shard(shard, &mut report)?;
+            self.tidy_shard(shard, &mut report);
         }
         Ok(report)
     }
 
-    fn tidy_shard(&self, shard: u32, report: &mut TidyReport) -> Result<(), Error> {
+    fn tidy_shard(&self, shard: u32, report: &mut TidyReport) {
         let layout = &self.shared.layout;
-        let durability = self.shared.config.durability;
         let session_dir = layout.session_dir(shard);
         let mut live = HashSet::new();
         let mut temps = Vec::new();
-        for name in list(&session_dir)? {
+        let Ok(names) = list(&session_dir) else {
+            report.failed += 1;
+            return;
+        };
+        for name in names {
             if let Some(owner) = temp_owner(&name) {
                 temps.push((owner, session_dir.join(&name)));
             } else if let Ok(id) = SessionId::parse(&name) {
                 live.insert(id);
             }
         }
+        // Each leftover is judged on its own: one that cannot be removed is counted, and the
+        // pass goes on.
         for (owner, temp) in temps {
-            let lock_path = layout.lock_path(&owner);
-            // Held for as long as the temporary file is being judged and removed.
-            let _guard = match lock::open(&lock_path)? {
-                None => None,
-                Some(file) if lock::try_lock(&file, &lock_path)? => Some(file),
-                Some(_) => {
-                    report.skipped_busy += 1;
-                    continue;
+            match self.remove_dead_temp(&owner, &temp) {
+                Ok(Some(len)) => {
+                    report.temp_files_removed += 1;
+                    report.bytes_freed += len;
                 }
-            };
-            let len = fs::symlink_metadata(&temp).map(|m| m.len()).unwrap_or(0);
-            if atomic::remove(&temp, durability)? {
-                report.temp_files_removed += 1;
-                report.bytes_freed += len;
+                Ok(None) => report.skipped_busy += 1,
+                Err(_) => report.failed += 1,
             }
         }
         let lock_dir = layout.lock_dir(shard);
-        for name in list(&lock_dir)? {
+        let Ok(names) = list(&lock_dir) else {
+            report.failed += 1;
+            return;
+        };
+        for name in names {
             let Ok(id) = SessionId::parse(&name) else {
                 continue;
             };
             if live.contains(&id) {
                 continue;
             }
-            let lock_path = lock_dir.join(&name);
-            let Some(file) = lock::open(&lock_path)? else {
-                continue;
-            };
-            if !lock::try_lock(&file, &lock_path)? {
-                report.skipped_busy += 1; // a create or a holder is at work on it
-                continue;
-            }
-            let still_orphan = lock::is_linked(&file, &lock_path)?
-                && fs::symlink_metadata(layout.data_path(&id)).is_err();
-            if still_orphan && atomic::remove(&lock_path, durability)? {
-                report.orphan_locks_removed += 1;
+            match self.remove_orphan_lock(&id) {
+                Ok(Some(true)) => report.orphan_locks_removed += 1,
+                Ok(Some(false)) => {}
+                Ok(None) => report.skipped_busy += 1, // a create or a holder is at work on it
+                Err(_) => report.failed += 1,
             }
         }
-        Ok(())
+    }
+
+    /// Removes `temp` if its writer is dead. `Ok(None)`: its session is held (maybe by its
+    /// writer); `Ok(Some(bytes))`: removed.
+    fn remove_dead_temp(&self, owner: &SessionId, temp: &Path) -> Result<Option<u64>, Error> {
+        let lock_path = self.shared.layout.lock_path(owner);
+        // Held for as long as the temporary file is being judged and removed.
+        let _guard = match lock::open(&lock_path)? {
+            None => None,
+            Some(file) if lock::try_lock(&file, &lock_path)? => Some(file),
+            Some(_) => return Ok(None),
+        };
+        let meta = fs::symlink_metadata(temp).map_err(|e| Error::io("inspect", temp, e))?;
+        if !meta.is_file() {
+            return Err(Error::UnsafePath {
+                path: temp.to_path_buf(),
+                reason: "named like a temporary file but not a regular file; left alone",
+            });
+        }
+        atomic::remove(temp, self.shared.config.durability).map_err(atomic::Failure::into_error)?;
+        Ok(Some(meta.len()))
+    }
+
+    /// Removes `id`'s lock file if it has no session file. `Ok(None)`: it is held;
+    /// `Ok(Some(removed))` otherwise.
+    fn remove_orphan_lock(&self, id: &SessionId) -> Result<Option<bool>, Error> {
+        let layout = &self.shared.layout;
+        let lock_path = layout.lock_path(id);
+        let Some(file) = lock::open(&lock_path)? else {
+            return Ok(Some(false));
+        };
+        if !lock::try_lock(&file, &lock_path)? {
+            return Ok(None);
+        }
+        let still_orphan = lock::is_linked(&file, &lock_path)?
+            && fs::symlink_metadata(layout.data_path(id)).is_err();
+        Ok(Some(
+            still_orphan
+                && atomic::remove(&lock_path, self.shared.config.durability)
+                    .map_err(atomic::Failure::into_error)?,
+        ))
     }
 }
 

@@ -41,6 +41,9 @@ struct WatcherState {
     watched: HashSet<PathBuf>,
     /// Set once watching failed; waiters then only poll.
     failed: bool,
+    /// The process that started the watcher. After `fork`, the child inherits this state but
+    /// not notify's thread, and must not talk to it.
+    pid: u32,
 }
 
 /// A waiter's registration; dropping it unregisters.
@@ -100,16 +103,29 @@ impl WakeHub {
 
     fn watch(&self, dir: &Path) -> Result<(), Error> {
         let mut state = lock(&self.watcher);
+        let pid = std::process::id();
+        if state.pid != pid {
+            // First use, or a forked child: a watcher inherited from the parent has no thread
+            // here, and dropping or using it would wait for that thread for ever. Leak it.
+            if let Some(inherited) = state.watcher.take() {
+                std::mem::forget(inherited);
+            }
+            *state = WatcherState {
+                pid,
+                ..WatcherState::default()
+            };
+        }
         if state.failed || state.watched.contains(dir) {
             return Ok(());
         }
         if state.watcher.is_none() {
             let interest = Arc::clone(&self.interest);
-            match notify::recommended_watcher(move |event| deliver(&interest, event)) {
+            let config = notify::Config::default().with_follow_symlinks(false);
+            match RecommendedWatcher::new(move |event| deliver(&interest, event), config) {
                 Ok(w) => state.watcher = Some(w),
                 Err(e) => {
                     state.failed = true;
-                    return Err(Error::io("start watching", dir, std::io::Error::other(e)));
+                    return Err(Error::io("start watching", dir, io_error(e)));
                 }
             }
         }
@@ -123,7 +139,7 @@ impl WakeHub {
             }
             Err(e) => {
                 state.failed = true;
-                Err(Error::io("watch", dir, std::io::Error::other(e)))
+                Err(Error::io("watch", dir, io_error(e)))
             }
         }
     }
@@ -131,8 +147,22 @@ impl WakeHub {
     /// Stops the watcher thread and forgets all watches (a later wait starts it again).
     pub fn shutdown(&self) {
         let mut state = lock(&self.watcher);
+        if state.pid != std::process::id()
+            && let Some(inherited) = state.watcher.take()
+        {
+            std::mem::forget(inherited); // see `watch`: not ours to stop after a fork
+        }
         state.watcher = None;
         state.watched.clear();
+    }
+}
+
+/// notify's error as an `io::Error`, keeping the OS error (and its kind) when there is one,
+/// e.g. `ENOSPC` for the inotify watch limit.
+pub(crate) fn io_error(e: notify::Error) -> std::io::Error {
+    match e.kind {
+        notify::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("{other:?}")),
     }
 }
 

@@ -89,7 +89,7 @@ fn translate(tx: &Sender<Result<Change, Error>>, event: notify::Result<notify::E
         Ok(event) => event,
         Err(e) => {
             let path = e.paths.first().cloned().unwrap_or_default();
-            let _ = tx.send(Err(Error::io("watch", &path, std::io::Error::other(e))));
+            let _ = tx.send(Err(Error::io("watch", &path, crate::wake::io_error(e))));
             return;
         }
     };

@@ -1061,6 +1061,7 @@ fn tidy_removes_orphan_locks_and_dead_writers_temp_files_only() {
             orphan_locks_removed: 1,
             skipped_busy: 1,
             bytes_freed: 150,
+            failed: 0,
         }
     );
     assert!(entry_state(&orphan).is_none());
@@ -1084,6 +1085,7 @@ fn tidy_removes_orphan_locks_and_dead_writers_temp_files_only() {
             orphan_locks_removed: 0,
             skipped_busy: 0,
             bytes_freed: 30,
+            failed: 0,
         }
     );
     assert_eq!(store.tidy().unwrap(), TidyReport::default());
@@ -1117,6 +1119,7 @@ fn close_returns_the_tidy_report() {
             orphan_locks_removed: 1,
             skipped_busy: 0,
             bytes_freed: 77,
+            failed: 0,
         }
     );
     assert!(entry_state(&temp).is_none());

@@ -22,3 +22,5 @@ mod invalid_ids;
 mod corrupt_files;
 // Random operation sequences checked against an in-memory model.
 mod model;
+// Bugs found in review, each pinned by a test that failed before its fix.
+mod regressions;
