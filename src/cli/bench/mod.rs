@@ -79,8 +79,8 @@ pub struct BenchArgs {
 /// Which implementation a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum System {
-    Store,
-    Floor,
+    Store = 0,
+    Floor = 1,
 }
 
 impl System {
@@ -118,6 +118,9 @@ struct Bench<'a> {
     dir: PathBuf,
     store: Store,
     ids: Vec<SessionId>,
+    /// Ops acknowledged so far in this invocation, per system (store, floor): what the
+    /// counters must add up to, since they all started at 0.
+    acknowledged: std::cell::Cell<[u64; 2]>,
 }
 
 pub fn run(a: &BenchArgs) -> Result<(), Failure> {
@@ -241,6 +244,7 @@ impl<'a> Bench<'a> {
             dir,
             store,
             ids,
+            acknowledged: std::cell::Cell::new([0, 0]),
         })
     }
 
@@ -312,10 +316,14 @@ impl<'a> Bench<'a> {
             bar.finish_and_clear();
         }
         let (after, corrupt, leftover) = self.verify(system);
+        let mut acknowledged = self.acknowledged.get();
+        acknowledged[system as usize] += results.iter().map(|r| r.ops).sum::<u64>();
+        self.acknowledged.set(acknowledged);
         Ok(Run {
             elapsed,
             counter_delta: after.saturating_sub(before),
             counter_sum: after,
+            expected_sum: acknowledged[system as usize],
             corrupt,
             leftover,
             results,

@@ -16,6 +16,8 @@ pub struct Run {
     pub elapsed: Duration,
     pub counter_delta: u64,
     pub counter_sum: u64,
+    /// Ops acknowledged by workers since the sessions were prepared (counters started at 0).
+    pub expected_sum: u64,
     pub corrupt: u64,
     pub leftover: u64,
     pub results: Vec<WorkerResult>,
@@ -94,9 +96,9 @@ impl Summary {
             let ops: u64 = run.results.iter().map(|r| r.ops).sum();
             rates.push(ops as f64 / run.elapsed.as_secs_f64().max(1e-9));
             s.ops += ops;
-            s.expected_sum += ops;
             s.lost_updates += ops.saturating_sub(run.counter_delta);
             s.counter_sum = run.counter_sum;
+            s.expected_sum = run.expected_sum;
             s.corrupt = s.corrupt.max(run.corrupt);
             s.leftover = s.leftover.max(run.leftover);
             for r in &run.results {
@@ -120,8 +122,6 @@ impl Summary {
                 s.max_share = s.max_share.max(hi);
             }
         }
-        // Counters started at 0 when the bench prepared the sessions.
-        s.expected_sum = s.counter_sum.max(s.expected_sum);
         rates.sort_by(f64::total_cmp);
         s.ops_per_s = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
         s.op = Percentiles::of(&op);
@@ -132,6 +132,12 @@ impl Summary {
     /// Why this summary fails verification, if it does.
     pub fn problem(&self) -> Option<String> {
         let mut p = Vec::new();
+        if self.counter_sum != self.expected_sum {
+            p.push(format!(
+                "counters add up to {}, but {} ops were acknowledged",
+                self.counter_sum, self.expected_sum
+            ));
+        }
         if self.lost_updates > 0 {
             p.push(format!("{} lost updates", self.lost_updates));
         }

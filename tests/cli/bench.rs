@@ -1,0 +1,381 @@
+//! `sessiondir bench`: the harness contract (one verified JSON line per run) in every mode.
+//! No timing assertions: only the verification figures and the shape of the output.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+use sessiondir::{Dict, Store};
+
+use crate::common::{Out, sessiondir};
+
+/// Keys every JSON line of the harness contract carries.
+const CONTRACT: [&str; 12] = [
+    "system",
+    "ops_per_s",
+    "p50_us",
+    "p99_us",
+    "p999_us",
+    "max_us",
+    "lost_updates",
+    "corrupt",
+    "errors",
+    "leftover_files",
+    "counter_sum",
+    "expected_sum",
+];
+
+/// A temporary directory with an empty `sessions` directory for the bench.
+struct BenchDir {
+    tmp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl BenchDir {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sessions");
+        std::fs::create_dir(&dir).unwrap();
+        BenchDir { tmp, dir }
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        let mut all: Vec<OsString> = vec!["bench".into(), "--dir".into(), self.dir.clone().into()];
+        all.extend(args.iter().map(OsString::from));
+        sessiondir(all)
+    }
+
+    /// The counters of the sessions the bench left in its store, read with the library.
+    fn counters(&self) -> Vec<i64> {
+        let store = Store::builder(&self.dir)
+            .create_if_missing(false)
+            .open()
+            .unwrap();
+        let mut v: Vec<i64> = store
+            .ids()
+            .map(|id| {
+                let d: Dict = store.load(&id.unwrap()).unwrap().expect("session exists");
+                d.get_i64("counter").expect("a counter")
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// What is left in the directory besides the store itself.
+    fn extras(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !["sessiondir.store", "sessions", "locks"].contains(&n.as_str()))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Checks one summary (the store's or the floor's): every figure present, verification clean.
+#[track_caller]
+fn assert_verified(v: &Json, system: &str, counter_sum: u64) {
+    for key in CONTRACT {
+        assert!(v.get(key).is_some(), "key {key} missing in {v}");
+    }
+    assert_eq!(v["system"], system, "{v}");
+    assert_eq!(v["lost_updates"], 0, "{v}");
+    assert_eq!(v["corrupt"], 0, "{v}");
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(v["leftover_files"], 0, "{v}");
+    assert_eq!(v["counter_sum"], counter_sum, "{v}");
+    assert_eq!(v["expected_sum"], counter_sum, "{v}");
+    let ops_per_s = v["ops_per_s"].as_f64().expect("ops_per_s is a number");
+    assert!(ops_per_s > 0.0, "{v}");
+    let pct = |k: &str| {
+        v[k].as_u64()
+            .unwrap_or_else(|| panic!("{k} is an integer: {v}"))
+    };
+    assert!(
+        pct("p50_us") <= pct("p99_us")
+            && pct("p99_us") <= pct("p999_us")
+            && pct("p999_us") <= pct("max_us"),
+        "percentiles out of order: {v}"
+    );
+}
+
+/// The single JSON line of a bench run that must succeed.
+#[track_caller]
+fn one_line(out: &Out) -> Json {
+    out.ok();
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    out.json_one()
+}
+
+#[test]
+fn contract_spread_processes() {
+    let b = BenchDir::new();
+    let out = b.run(&[
+        "--workers",
+        "2",
+        "--ops",
+        "200",
+        "--sessions",
+        "5",
+        "--mode",
+        "spread",
+        "--hold-us",
+        "0",
+        "--payload",
+        "64",
+        "--fsync",
+        "0",
+        "--json",
+    ]);
+    let v = one_line(&out);
+    assert_verified(&v, "sessiondir", 400);
+    assert_eq!(v["workers"], 2, "{v}");
+    assert_eq!(v["ops"], 200, "{v}");
+    assert_eq!(v["sessions"], 5, "{v}");
+    assert_eq!(v["mode"], "spread", "{v}");
+    assert_eq!(v["payload"], 64, "{v}");
+    assert_eq!(v["fsync"], 0, "{v}");
+    assert_eq!(v["threads"], false, "{v}");
+    assert_eq!(v["rounds"], 1, "{v}");
+    assert!(v.get("baseline").is_none(), "{v}");
+    // Independently: the store holds 5 sessions whose counters add up to the ops done.
+    let counters = b.counters();
+    assert_eq!(counters.len(), 5);
+    assert_eq!(counters.iter().sum::<i64>(), 400);
+    assert_eq!(b.extras(), Vec::<String>::new());
+}
+
+#[test]
+fn contract_hot_with_fsync() {
+    let b = BenchDir::new();
+    let out = b.run(&[
+        "--workers",
+        "2",
+        "--ops",
+        "40",
+        "--sessions",
+        "3",
+        "--mode",
+        "hot",
+        "--hold-us",
+        "50",
+        "--payload",
+        "16",
+        "--fsync",
+        "1",
+        "--json",
+    ]);
+    let v = one_line(&out);
+    assert_verified(&v, "sessiondir", 80);
+    assert_eq!(v["mode"], "hot", "{v}");
+    assert_eq!(v["fsync"], 1, "{v}");
+    assert_eq!(v["hold_us"], 50, "{v}");
+    // Hot: every op went to one session.
+    assert_eq!(b.counters(), [0, 0, 80]);
+    assert_eq!(b.extras(), Vec::<String>::new());
+}
+
+#[test]
+fn contract_threads() {
+    let b = BenchDir::new();
+    let out = b.run(&[
+        "--threads",
+        "--workers",
+        "3",
+        "--ops",
+        "100",
+        "--sessions",
+        "4",
+        "--mode",
+        "spread",
+        "--hold-us",
+        "0",
+        "--payload",
+        "32",
+        "--fsync",
+        "0",
+        "--json",
+    ]);
+    let v = one_line(&out);
+    assert_verified(&v, "sessiondir", 300);
+    assert_eq!(v["threads"], true, "{v}");
+    assert_eq!(v["workers"], 3, "{v}");
+    assert_eq!(b.counters().iter().sum::<i64>(), 300);
+}
+
+#[test]
+fn contract_zipf() {
+    let b = BenchDir::new();
+    let out = b.run(&[
+        "--workers",
+        "2",
+        "--ops",
+        "150",
+        "--sessions",
+        "10",
+        "--mode",
+        "zipf",
+        "--hold-us",
+        "0",
+        "--payload",
+        "8",
+        "--fsync",
+        "0",
+        "--json",
+    ]);
+    let v = one_line(&out);
+    assert_verified(&v, "sessiondir", 300);
+    assert_eq!(v["mode"], "zipf", "{v}");
+    let counters = b.counters();
+    assert_eq!(counters.len(), 10);
+    assert_eq!(counters.iter().sum::<i64>(), 300);
+}
+
+#[test]
+fn contract_baseline_rounds() {
+    let b = BenchDir::new();
+    let out = b.run(&[
+        "--baseline",
+        "--rounds",
+        "2",
+        "--workers",
+        "2",
+        "--ops",
+        "50",
+        "--sessions",
+        "3",
+        "--mode",
+        "spread",
+        "--hold-us",
+        "0",
+        "--payload",
+        "64",
+        "--fsync",
+        "0",
+        "--json",
+    ]);
+    let v = one_line(&out);
+    // Two rounds of 2 workers x 50 ops, on each system.
+    assert_verified(&v, "sessiondir", 200);
+    assert_eq!(v["rounds"], 2, "{v}");
+    let base = v
+        .get("baseline")
+        .unwrap_or_else(|| panic!("no baseline in {v}"));
+    assert!(base.is_object(), "{v}");
+    assert_verified(base, "floor", 200);
+    let ratio = v["ratio"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no ratio in {v}"));
+    assert!(ratio > 0.0 && ratio.is_finite(), "{v}");
+    // The floor's files and the bench's bookkeeping are cleaned up.
+    assert_eq!(b.extras(), Vec::<String>::new());
+    assert_eq!(b.counters().iter().sum::<i64>(), 200);
+}
+
+#[test]
+fn ladder_writes_one_line_per_step_and_an_svg_chart() {
+    let b = BenchDir::new();
+    let svg = b.tmp.path().join("out.svg");
+    let mut args: Vec<OsString> = [
+        "--ladder",
+        "1,2",
+        "--ops",
+        "30",
+        "--sessions",
+        "2",
+        "--mode",
+        "spread",
+        "--payload",
+        "8",
+        "--json",
+        "--plot",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push(svg.clone().into());
+    let mut all: Vec<OsString> = vec!["bench".into(), "--dir".into(), b.dir.clone().into()];
+    all.extend(args);
+    let out = sessiondir(all);
+    out.ok();
+    let lines = out.json();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert_eq!(lines[0]["workers"], 1);
+    assert_eq!(lines[1]["workers"], 2);
+    // The store is shared by the steps: the counters accumulate (30, then 30 + 60).
+    assert_verified(&lines[0], "sessiondir", 30);
+    assert_verified(&lines[1], "sessiondir", 90);
+    let chart = std::fs::read_to_string(&svg).expect("the chart was written");
+    assert!(chart.contains("<svg"), "{chart}");
+    assert!(chart.contains("</svg>"));
+    assert_eq!(b.counters().iter().sum::<i64>(), 90);
+}
+
+#[test]
+fn non_empty_dir_is_refused() {
+    let b = BenchDir::new();
+    std::fs::write(b.dir.join("precious.txt"), "keep me").unwrap();
+    let out = b.run(&["--workers", "1", "--ops", "5", "--sessions", "1", "--json"]);
+    out.expect_code(2);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("not empty"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(b.dir.to_str().unwrap()),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(b.extras(), ["precious.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(b.dir.join("precious.txt")).unwrap(),
+        "keep me"
+    );
+}
+
+#[test]
+fn bad_bench_arguments_exit_2() {
+    let b = BenchDir::new();
+    for args in [
+        &["--workers", "0", "--ops", "5", "--sessions", "1"][..],
+        &["--workers", "1", "--ops", "0", "--sessions", "1"][..],
+        &["--workers", "1", "--ops", "5", "--sessions", "0"][..],
+        &["--workers", "1", "--ops", "5", "--fsync", "2"][..],
+        &["--workers", "1", "--ops", "5", "--mode", "lukewarm"][..],
+        &["--ops", "5", "--plot", "x.svg"][..],
+        &["--ladder", "1,0", "--ops", "5"][..],
+    ] {
+        let out = b.run(args);
+        out.expect_code(2);
+        assert_eq!(out.stdout, "", "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+    // Nothing was prepared by the refused runs.
+    assert_eq!(std::fs::read_dir(&b.dir).unwrap().count(), 0);
+    assert!(!Path::new("x.svg").exists());
+}
+
+#[test]
+fn human_report_says_verified_ok() {
+    let b = BenchDir::new();
+    let out = b.run(&[
+        "--workers",
+        "2",
+        "--ops",
+        "20",
+        "--sessions",
+        "2",
+        "--mode",
+        "spread",
+        "--payload",
+        "8",
+    ]);
+    out.ok();
+    assert!(
+        out.stdout.contains(
+            "verified sessiondir: counters 40 of 40 expected, 0 lost, 0 corrupt, 0 failed ops, 0 leftover files - ok"
+        ),
+        "{}",
+        out.stdout
+    );
+}

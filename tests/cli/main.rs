@@ -1,0 +1,21 @@
+//! Integration tests of the `sessiondir` command-line tool: the real binary, run as a child
+//! process against stores prepared (and checked) with the library.
+
+mod common;
+
+// Listing sessions: text table, JSON lines, filters, checked-out sessions.
+mod ls;
+// One session's header and data.
+mod show;
+// Deleting one session; holders and timeouts.
+mod rm;
+// Garbage collection of expired and idle sessions.
+mod gc;
+// Leftovers of crashed writers, and store statistics.
+mod tidy_stats;
+// The live change stream.
+mod watch;
+// A missing or foreign --dir, usage errors, a reader that closes the pipe.
+mod errors;
+// The benchmark's harness contract.
+mod bench;

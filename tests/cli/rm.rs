@@ -1,0 +1,103 @@
+//! `sessiondir rm`: deletes, reports a missing session, waits for (and times out on) a holder.
+
+use std::time::Duration;
+
+use sessiondir::Dict;
+
+use crate::common::Env;
+
+#[test]
+fn rm_deletes_and_a_second_rm_exits_1() {
+    let env = Env::new();
+    let id = env.session(1);
+    let other = env.session(2);
+    let out = env.run("rm", &[id.as_str()]);
+    out.ok();
+    assert_eq!(out.stdout, format!("deleted {id}\n"));
+    assert_eq!(out.stderr, "");
+    assert_eq!(env.store.load::<Dict>(&id).unwrap(), None);
+    assert!(env.store.info(&id).unwrap().is_none());
+    assert!(!env.store.session_path(&id).exists());
+    // The neighbour is untouched.
+    assert_eq!(
+        env.store
+            .load::<Dict>(&other)
+            .unwrap()
+            .unwrap()
+            .get_i64("counter"),
+        Some(2)
+    );
+
+    let again = env.run("rm", &[id.as_str()]);
+    again.expect_code(1);
+    assert_eq!(again.stdout, "");
+    assert!(again.stderr.contains(id.as_str()), "{}", again.stderr);
+    assert!(again.stderr.contains("not found"), "{}", again.stderr);
+}
+
+#[test]
+fn rm_json_names_the_deleted_id_and_works_on_expired_sessions() {
+    let env = Env::new();
+    let id = env.expired(1);
+    let out = env.run("rm", &["--json", id.as_str()]);
+    out.ok();
+    assert_eq!(
+        out.json_one(),
+        serde_json::json!({ "deleted": id.as_str() })
+    );
+    assert!(env.store.info(&id).unwrap().is_none());
+}
+
+#[test]
+fn rm_of_a_held_session_times_out_with_exit_3_and_keeps_it() {
+    let env = Env::new();
+    let id = env.session(5);
+    let held = env.store.checkout::<Dict>(&id).unwrap();
+    let out = env.run("rm", &["--timeout", "200ms", id.as_str()]);
+    out.expect_code(3);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains(id.as_str()), "{}", out.stderr);
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+    assert!(env.store.exists(&id).unwrap());
+    // The holder is unaffected: its check-in still lands.
+    let mut held = held;
+    held.data_mut().increment("counter", 1).unwrap();
+    held.check_in().unwrap();
+    assert_eq!(
+        env.store
+            .load::<Dict>(&id)
+            .unwrap()
+            .unwrap()
+            .get_i64("counter"),
+        Some(6)
+    );
+    // Released, the same command succeeds.
+    env.run("rm", &["--timeout", "200ms", id.as_str()]).ok();
+    assert!(env.store.info(&id).unwrap().is_none());
+}
+
+#[test]
+fn rm_waits_for_a_holder_that_releases() {
+    let env = Env::new();
+    let id = env.session(5);
+    let held = env.store.checkout::<Dict>(&id).unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(held);
+    });
+    let out = env.run("rm", &["--timeout", "30s", id.as_str()]);
+    releaser.join().unwrap();
+    out.ok();
+    assert_eq!(out.stdout, format!("deleted {id}\n"));
+    assert!(env.store.info(&id).unwrap().is_none());
+}
+
+#[test]
+fn rm_rejects_a_bad_timeout() {
+    let env = Env::new();
+    let id = env.session(1);
+    let out = env.run("rm", &["--timeout", "forever", id.as_str()]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("forever"), "{}", out.stderr);
+    assert!(env.store.exists(&id).unwrap());
+}
