@@ -204,8 +204,9 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "acquired_after_local_queue": s.acquisitions[1],
         "acquired_after_event": s.acquisitions[2],
         "acquired_at_poll": s.acquisitions[3],
-        "min_share": s.min_share,
-        "max_share": s.max_share,
+        // Shares need at least two workers.
+        "min_share": (s.workers > 1).then_some(s.min_share),
+        "max_share": (s.workers > 1).then_some(s.max_share),
     })
 }
 
