@@ -30,6 +30,13 @@ pub struct Store {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// Whether a lock-free read reports expired sessions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    Hide,
+    Show,
+}
+
 /// State shared by a store's clones.
 pub(crate) struct Shared {
     pub layout: Layout,
@@ -181,11 +188,20 @@ impl Store {
         &self,
         id: &SessionId,
     ) -> Result<Option<Snapshot<T>>, Error> {
+        self.read_snapshot(id, Expired::Hide)
+    }
+
+    /// The lock-free read behind `load`, `snapshot` and `inspect`.
+    fn read_snapshot<T: DeserializeOwned>(
+        &self,
+        id: &SessionId,
+        expired: Expired,
+    ) -> Result<Option<Snapshot<T>>, Error> {
         let path = self.shared.layout.data_path(id);
         let Some(frame) = format::read_frame(&path, self.shared.config.max_session_size)? else {
             return Ok(None);
         };
-        if frame.header.is_expired(format::now_ms()) {
+        if expired == Expired::Hide && frame.header.is_expired(format::now_ms()) {
             return Ok(None);
         }
         Ok(Some(Snapshot {
@@ -211,14 +227,7 @@ impl Store {
         &self,
         id: &SessionId,
     ) -> Result<Option<Snapshot<T>>, Error> {
-        let path = self.shared.layout.data_path(id);
-        let Some(frame) = format::read_frame(&path, self.shared.config.max_session_size)? else {
-            return Ok(None);
-        };
-        Ok(Some(Snapshot {
-            data: frame.decode(&path)?,
-            info: SessionInfo::from_header(*id, &frame.header),
-        }))
+        self.read_snapshot(id, Expired::Show)
     }
 
     /// Whether somebody (any thread or process) holds the session right now.
