@@ -17,6 +17,7 @@
 //!    never both believe they hold the session.
 
 use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ pub(crate) struct Held {
     // Field order is drop order: release the file lock before handing over the local turn.
     file: File,
     turn: TurnGuard,
+    /// Where the lock file is (built once per acquisition, not per write).
+    path: PathBuf,
 }
 
 struct TurnGuard {
@@ -58,24 +61,35 @@ impl Held {
     /// can only be unlinked under us from outside the store's protocol (a hand-deleted lock
     /// file, a temporary-file cleaner); then a new lock file may have been created and locked
     /// by someone else, and writing would lose their update.
-    pub fn verify(&self, id: &SessionId, lock_path: &std::path::Path) -> Result<(), Error> {
-        if lock::is_linked(&self.file, lock_path)? {
+    pub fn verify(&self) -> Result<(), Error> {
+        if lock::is_linked(&self.file, &self.path)? {
             Ok(())
         } else {
             Err(Error::LockLost {
-                id: *id,
-                path: lock_path.to_path_buf(),
+                id: self.turn.id,
+                path: self.path.clone(),
             })
         }
+    }
+
+    /// The held lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
 /// Wraps the freshly created and locked lock file of a new id (cycle): nobody else can know
 /// the id yet, so the local turn is free.
-pub(crate) fn adopt(shared: &Shared, id: &SessionId, file: File) -> Result<Held, Error> {
+pub(crate) fn adopt(
+    shared: &Shared,
+    id: &SessionId,
+    file: File,
+    path: PathBuf,
+) -> Result<Held, Error> {
     match shared.local.take(id, None) {
         Turn::Taken { .. } => Ok(Held {
             file,
+            path,
             turn: TurnGuard {
                 local: Arc::clone(&shared.local),
                 id: *id,
@@ -163,7 +177,14 @@ pub(crate) fn acquire(
         {
             observer.acquired(id, &acquisition);
         }
-        return Ok((Held { file, turn }, acquisition));
+        return Ok((
+            Held {
+                file,
+                turn,
+                path: lock_path,
+            },
+            acquisition,
+        ));
     }
 }
 
@@ -185,7 +206,7 @@ fn wait_for_release(
     shared: &Shared,
     id: &SessionId,
     file: &File,
-    lock_path: &std::path::Path,
+    lock_path: &Path,
     start: Instant,
     deadline: Instant,
 ) -> Result<AcquiredBy, Error> {

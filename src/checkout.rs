@@ -215,23 +215,21 @@ impl Locked {
     /// The lock file exists but the session file does not: a create or delete crashed half
     /// way. We hold the lock, so removing the orphaned lock file is safe; report not found.
     fn vanished(&self) -> Error {
-        let lock_path = self.store.shared.layout.lock_path(&self.id);
-        let _ = atomic::remove(&lock_path, self.store.shared.config.durability);
+        let _ = atomic::remove(self.held.path(), self.store.shared.config.durability);
         Error::NotFound { id: self.id }
     }
 
     /// Replaces the session file (check-in, touch), after checking the lock is still ours.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), atomic::Failure> {
-        let shared = &self.store.shared;
-        let lock_path = shared.layout.lock_path(&self.id);
+        let config = &self.store.shared.config;
         atomic::write(
             &self.data_path,
             Target::Replace,
             &self.id,
             bytes,
-            shared.config.file_mode,
-            shared.config.durability,
-            || self.held.verify(&self.id, &lock_path),
+            config.file_mode,
+            config.durability,
+            || self.held.verify(),
         )
     }
 
@@ -267,8 +265,7 @@ impl Locked {
         };
         // From here on the session is gone, whatever else fails: tell local waiters.
         self.held.mark_gone();
-        let lock_path = shared.layout.lock_path(&self.id);
-        atomic::remove(&lock_path, shared.config.durability)
+        atomic::remove(self.held.path(), shared.config.durability)
             .map_err(atomic::Failure::into_error)?;
         match unsynced {
             Some(e) => Err(e),
@@ -289,7 +286,7 @@ impl Locked {
             if !lock::try_lock(&file, &new_lock_path)? || !lock::is_linked(&file, &new_lock_path)? {
                 continue; // tidy took the fresh lock file: draw another id
             }
-            let new_held = acquire::adopt(shared, &new_id, file)?;
+            let new_held = acquire::adopt(shared, &new_id, file, new_lock_path)?;
             let new_data_path = shared.layout.data_path(&new_id);
             // Only a holder of new_id's lock writes new_data_path, and that is us: the rename
             // cannot clobber anything.
@@ -297,18 +294,17 @@ impl Locked {
                 match atomic::rename(&self.data_path, &new_data_path, shared.config.durability) {
                     Ok(true) => None,
                     Ok(false) => {
-                        let _ = atomic::remove(&new_lock_path, shared.config.durability);
+                        let _ = atomic::remove(new_held.path(), shared.config.durability);
                         return Err(self.vanished());
                     }
                     Err(atomic::Failure::Before(e)) => {
-                        let _ = atomic::remove(&new_lock_path, shared.config.durability);
+                        let _ = atomic::remove(new_held.path(), shared.config.durability);
                         return Err(e);
                     }
                     // Moved, but the directory sync failed: carry on under the new id, then report.
                     Err(atomic::Failure::After(e)) => Some(e),
                 };
             // From here on the session lives under new_id, whatever else happens.
-            let old_lock_path = shared.layout.lock_path(&self.id);
             let mut old_held = std::mem::replace(&mut self.held, new_held);
             old_held.mark_gone();
             self.id = new_id;
@@ -317,7 +313,7 @@ impl Locked {
             // waiters on the old id wake up holding an unlinked inode and report Deleted. If
             // this unlink fails, the orphaned lock file makes them report NotFound instead, and
             // tidy removes it: the old id is dead either way.
-            let _ = atomic::remove(&old_lock_path, shared.config.durability);
+            let _ = atomic::remove(old_held.path(), shared.config.durability);
             drop(old_held);
             return match unsynced {
                 Some(e) => Err(e),

@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -32,7 +33,7 @@ type Interest = HashMap<PathBuf, Vec<(u64, Sender<()>)>>;
 pub(crate) struct WakeHub {
     interest: Arc<Mutex<Interest>>,
     watcher: Mutex<WatcherState>,
-    next_token: Mutex<u64>,
+    next_token: AtomicU64,
 }
 
 #[derive(Default)]
@@ -82,11 +83,7 @@ impl WakeHub {
     /// observer); the registration works either way (it is then woken by polling only).
     pub fn register(&self, lock_path: &Path) -> (Registration<'_>, Option<Error>) {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let token = {
-            let mut t = lock(&self.next_token);
-            *t += 1;
-            *t
-        };
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         lock(&self.interest)
             .entry(lock_path.to_path_buf())
             .or_default()
