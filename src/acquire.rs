@@ -8,7 +8,8 @@
 //! 4. **Announce and wait**: tell the observer, register for release events of this lock file
 //!    *before* the next attempt (so a release in between is not missed), then loop: try again,
 //!    sleep until a release event or a poll tick (1 ms doubling up to `poll_delay`), until the
-//!    lock timeout.
+//!    lock timeout. The release event comes from an inotify watch on this one lock file
+//!    ([`crate::wake`]), so the kernel wakes this thread directly.
 //! 5. **Verify**: the locked inode must still be linked. A holder that deleted the session
 //!    unlinked the lock file before releasing it, so a waiter that wakes holding an unlinked
 //!    inode has been handed a dead session; it retries from 2 and finds the path empty
@@ -19,14 +20,17 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::courtesy::{Before, Courtesy, Holding, PAUSE};
 use crate::error::Error;
 use crate::id::SessionId;
 use crate::local::{LocalLocks, Turn};
 use crate::lock;
 use crate::observer::{AcquiredBy, Acquisition};
 use crate::store::Shared;
+use crate::wake::{Queued, ReleaseWatch, Woken};
 
 /// A held session lock: the locked lock file and this process's turn. Dropping it closes the
 /// file (releasing the `flock` and raising the wake-up event) and then passes the turn on.
@@ -40,12 +44,21 @@ pub(crate) struct Held {
 
 struct TurnGuard {
     local: Arc<LocalLocks>,
+    courtesy: Arc<Courtesy>,
     id: SessionId,
     gone: bool,
+    holding: Holding,
+    /// A waiter in another process announced itself while we held the lock.
+    announced: AtomicBool,
 }
 
 impl Drop for TurnGuard {
     fn drop(&mut self) {
+        let holding = match self.holding {
+            Holding::Quiet if self.announced.load(Ordering::Relaxed) => Holding::Retaken,
+            other => other,
+        };
+        self.courtesy.after(&self.id, holding);
         self.local.give_back(&self.id, self.gone);
     }
 }
@@ -61,8 +74,16 @@ impl Held {
     /// can only be unlinked under us from outside the store's protocol (a hand-deleted lock
     /// file, a temporary-file cleaner); then a new lock file may have been created and locked
     /// by someone else, and writing would lose their update.
+    ///
+    /// The same `fstat` shows whether a waiter announced itself; if so the hint is cleared and
+    /// this holding counts as contended for bounded barging.
     pub fn verify(&self) -> Result<(), Error> {
-        if lock::is_linked(&self.file, &self.path)? {
+        let state = lock::state(&self.file, &self.path)?;
+        if state.waiters {
+            lock::clear_waiting(&self.file);
+            self.turn.announced.store(true, Ordering::Relaxed);
+        }
+        if state.linked {
             Ok(())
         } else {
             Err(Error::LockLost {
@@ -92,8 +113,11 @@ pub(crate) fn adopt(
             path,
             turn: TurnGuard {
                 local: Arc::clone(&shared.local),
+                courtesy: Arc::clone(&shared.courtesy),
                 id: *id,
                 gone: false,
+                holding: Holding::Quiet,
+                announced: AtomicBool::new(false),
             },
         }),
         Turn::Refused => Err(Error::Busy { id: *id }),
@@ -130,14 +154,21 @@ pub(crate) fn acquire(
         Turn::Taken { waited: true, gone } => (AcquiredBy::LocalQueue, gone),
         Turn::Refused => return Err(contended(shared, id, start, deadline.is_some())),
     };
-    let turn = TurnGuard {
+    let mut turn = TurnGuard {
         local: Arc::clone(&shared.local),
+        courtesy: Arc::clone(&shared.courtesy),
         id: *id,
         gone: false,
+        holding: Holding::Quiet,
+        announced: AtomicBool::new(false),
     };
+    let before = shared.courtesy.before(id);
+    if before == Before::Pause {
+        std::thread::sleep(PAUSE);
+    }
     let lock_path = shared.layout.lock_path(id);
     loop {
-        let Some(file) = lock::open(&lock_path)? else {
+        let Some(mut file) = lock::open(&lock_path)? else {
             if saw_deleted {
                 return Err(Error::Deleted { id: *id });
             }
@@ -158,7 +189,7 @@ pub(crate) fn acquire(
             if let Some(observer) = &shared.config.observer {
                 observer.waiting(id);
             }
-            by = wait_for_release(shared, id, &file, &lock_path, start, deadline)?;
+            (file, by) = wait_for_release(shared, id, file, &lock_path, start, deadline)?;
         }
         // Verify: the inode we hold must still be the lock file at the path.
         if !lock::is_linked(&file, &lock_path)? {
@@ -170,6 +201,11 @@ pub(crate) fn acquire(
         let acquisition = Acquisition {
             by,
             waited: start.elapsed(),
+        };
+        turn.holding = match (by, before) {
+            (AcquiredBy::Immediately, Before::Retake) => Holding::Retaken,
+            (AcquiredBy::Immediately, _) => Holding::Quiet,
+            _ => Holding::Waited,
         };
         shared.counters.acquired(by);
         if by != AcquiredBy::Immediately
@@ -201,8 +237,35 @@ fn contended(shared: &Shared, id: &SessionId, start: Instant, waited: bool) -> E
     }
 }
 
-/// Step 4: sleep until the lock is ours or the deadline passes.
+/// Step 4: wait until the lock is ours or the deadline passes. Returns the descriptor that
+/// holds the lock (the helper's duplicate when queued in the kernel, else `file` itself) and
+/// how the wait ended.
 fn wait_for_release(
+    shared: &Shared,
+    id: &SessionId,
+    file: File,
+    lock_path: &Path,
+    start: Instant,
+    deadline: Instant,
+) -> Result<(File, AcquiredBy), Error> {
+    lock::announce_waiting(&file);
+    match shared.queue.wait(&file, lock_path, deadline) {
+        Queued::Granted(held) => Ok((held, AcquiredBy::Event)),
+        Queued::TimedOut => Err(contended(shared, id, start, true)),
+        Queued::Failed(e) => Err(Error::io("lock", lock_path, e)),
+        Queued::Unavailable(e) => {
+            if let Some(observer) = &shared.config.observer {
+                observer.events_unavailable(&Error::io("start a waiting thread", lock_path, e));
+            }
+            let by = poll_for_release(shared, id, &file, lock_path, start, deadline)?;
+            Ok((file, by))
+        }
+    }
+}
+
+/// The fallback wait: try, sleep on the release watch or a poll tick, try again. Returns
+/// whether the last sleep ended by a release event or at a poll tick.
+fn poll_for_release(
     shared: &Shared,
     id: &SessionId,
     file: &File,
@@ -210,7 +273,7 @@ fn wait_for_release(
     start: Instant,
     deadline: Instant,
 ) -> Result<AcquiredBy, Error> {
-    let (registration, error) = shared.wake.register(lock_path);
+    let (mut watch, error) = ReleaseWatch::new(lock_path);
     if let (Some(error), Some(observer)) = (error, &shared.config.observer) {
         observer.events_unavailable(&error);
     }
@@ -218,7 +281,7 @@ fn wait_for_release(
     let mut nap = first_nap;
     let mut by = AcquiredBy::Poll;
     loop {
-        // Registered before this attempt: a release after it fails will wake us.
+        // Watching since before this attempt: a release after it fails wakes us.
         if lock::try_lock(file, lock_path)? {
             return Ok(by);
         }
@@ -226,18 +289,9 @@ fn wait_for_release(
         if now >= deadline {
             return Err(contended(shared, id, start, true));
         }
-        match registration
-            .receiver()
-            .recv_timeout(nap.min(deadline - now))
-        {
-            Ok(()) => {
-                by = AcquiredBy::Event;
-                nap = first_nap;
-            }
-            Err(_) => {
-                by = AcquiredBy::Poll;
-                nap = (nap * 2).min(shared.config.poll_delay);
-            }
-        }
+        (nap, by) = match watch.sleep(nap.min(deadline - now)) {
+            Woken::Event => (first_nap, AcquiredBy::Event),
+            Woken::Timeout => ((nap * 2).min(shared.config.poll_delay), AcquiredBy::Poll),
+        };
     }
 }

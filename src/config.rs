@@ -117,10 +117,11 @@ impl StoreBuilder {
         self
     }
 
-    /// The longest a waiter sleeps between two attempts when no release event arrives (the
-    /// WebStack `delay`). Waiters are normally woken at once by the holder's release; this
-    /// bounds the wait when an event is lost or file-change events are unavailable. Polls back
-    /// off from 1 ms up to this value. Default 50 ms.
+    /// The longest a polling waiter sleeps between two attempts (the WebStack `delay`).
+    /// Waiters normally queue in the kernel's lock queue and are woken by the release itself;
+    /// they poll only when that cannot be set up (no helper thread could be started), and then
+    /// also wake on the release's inotify event. Polls back off from 1 ms up to this value.
+    /// Default 50 ms.
     pub fn poll_delay(mut self, delay: Duration) -> Self {
         self.config.poll_delay = delay.max(Duration::from_micros(100));
         self

@@ -5,7 +5,7 @@
 //!   sessiondir.store               marker: layout version and shard fan-out
 //!   sessions/<shard>/<id>          session files (header + payload)
 //!   sessions/<shard>/.<id>.<r>.tmp temporary files of writers, renamed over <id>
-//!   locks/<shard>/<id>             lock files: empty, never renamed, flock(2)ed by holders
+//!   locks/<shard>/<id>             lock files: no content (length 1: somebody waits), flock(2)ed
 //! ```
 //!
 //! `<shard>` is the id's shard index in lower-case hex, zero-padded to the width of the largest

@@ -43,9 +43,11 @@
 //!   session, never a torn one; its temporary files are removed by [`Store::tidy`] /
 //!   [`Store::close`], never a live writer's.
 //! * **Lock-free reads**: [`Store::load`] takes no lock and sees the last checked-in version.
-//! * **Prompt wake-up**: a waiter in the same process is woken directly by the releasing
-//!   thread; a waiter in another process is woken by the release's file-change event, with
-//!   polling every [`poll_delay`](StoreBuilder::poll_delay) at most as a fallback.
+//! * **Prompt wake-up, no starvation**: a waiter in the same process is woken directly by the
+//!   releasing thread; a waiter in another process waits in the kernel's own `flock` queue
+//!   (through a helper thread, so the lock timeout stays exact) and is woken by the release
+//!   itself; a process that keeps re-taking a contended session steps aside every few times.
+//!   Polling every [`poll_delay`](StoreBuilder::poll_delay) at most is the fallback.
 //! * **Safe ids and paths**: ids carry 160 bits from the OS CSPRNG; ids from outside are
 //!   validated before any path is built; symlinks inside the store are never followed; files
 //!   are 0600 and directories 0700 by default.
@@ -57,7 +59,8 @@
 //! * Durability across power loss depends on [`Durability`] (none by default).
 //! * Network and FUSE file systems (NFS, CIFS, JuiceFS, GlusterFS, ...) are untested: their
 //!   locks and caches may break exclusion. Use a local file system.
-//! * Fairness: waiters are woken promptly but not in arrival order.
+//! * Strict arrival order: waiters are served by the kernel's queue, but a releasing process
+//!   may re-take a contended session a few times in a row.
 //! * Open the store after `fork`, and never fork while holding a check-out.
 //! * Keep the store directory away from temporary-file cleaners: a lock file removed under its
 //!   holder is detected at check-in ([`Error::LockLost`]) but not before.
@@ -69,6 +72,7 @@ mod acquire;
 mod atomic;
 mod checkout;
 mod config;
+mod courtesy;
 mod dict;
 mod error;
 mod format;

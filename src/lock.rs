@@ -54,6 +54,38 @@ pub(crate) fn try_lock(file: &File, path: &Path) -> Result<bool, Error> {
     }
 }
 
+/// What a holder learns from its locked lock file's metadata (one `fstat`).
+pub(crate) struct LockState {
+    /// Still linked into the directory tree (see [`is_linked`]).
+    pub linked: bool,
+    /// A waiter in another process announced itself (see [`announce_waiting`]).
+    pub waiters: bool,
+}
+
+/// Tells the holder that somebody waits: lock files are empty, and a waiter sets the length of
+/// the one it waits for to 1 before queueing. The holder sees it in the `fstat` it does before
+/// every write anyway ([`state`]) and resets it ([`clear_waiting`]); it is a hint for bounded
+/// barging ([`crate::courtesy`]), never part of the exclusion. Failing to set it is harmless.
+pub(crate) fn announce_waiting(file: &File) {
+    let _ = file.set_len(1);
+}
+
+/// Resets the waiting hint (see [`announce_waiting`]).
+pub(crate) fn clear_waiting(file: &File) {
+    let _ = file.set_len(0);
+}
+
+/// The locked lock file's link count and waiting hint, from one `fstat`.
+pub(crate) fn state(file: &File, path: &Path) -> Result<LockState, Error> {
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("inspect lock file", path, e))?;
+    Ok(LockState {
+        linked: meta.nlink() > 0,
+        waiters: meta.len() > 0,
+    })
+}
+
 /// Whether the locked file is still linked into the directory tree.
 ///
 /// A lock file is unlinked only by a holder of its lock, and only after the session file is
@@ -66,4 +98,23 @@ pub(crate) fn is_linked(file: &File, path: &Path) -> Result<bool, Error> {
         .metadata()
         .map_err(|e| Error::io("inspect lock file", path, e))?;
     Ok(meta.nlink() > 0)
+}
+
+/// Waits in the kernel's queue for the exclusive lock (a blocking `flock`), going on after a
+/// signal interrupts it. Only the helper threads of [`crate::wake`] call this: a caller's own
+/// thread never blocks without a deadline.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn lock_blocking(file: &File) -> std::io::Result<()> {
+    loop {
+        match file.lock() {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Releases the lock of `file`'s open file description (a helper whose waiter gave up).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn unlock(file: &File) -> std::io::Result<()> {
+    file.unlock()
 }

@@ -16,8 +16,10 @@ pub trait Observer: Send + Sync {
     fn waiting(&self, _id: &SessionId) {}
     /// A check-out that had to wait got the session.
     fn acquired(&self, _id: &SessionId, _acquisition: &Acquisition) {}
-    /// File-change events could not be set up (e.g. the inotify watch limit): waiters fall back
-    /// to polling every [`poll_delay`](crate::StoreBuilder::poll_delay).
+    /// The usual wait could not be set up: no helper thread could be started to queue in the
+    /// kernel's lock queue, or (then) no inotify watch for release events (e.g. the inotify
+    /// limits). The waiter falls back to polling every
+    /// [`poll_delay`](crate::StoreBuilder::poll_delay) at most.
     fn events_unavailable(&self, _error: &Error) {}
 }
 
@@ -28,7 +30,8 @@ pub enum AcquiredBy {
     Immediately,
     /// After waiting behind another thread of this process, then at the first attempt.
     LocalQueue,
-    /// After a release event (another process closed its lock) woke the waiter.
+    /// On a release in another process: granted in the kernel's lock queue, or (fallback)
+    /// woken by the release's file event.
     Event,
     /// At a poll, without an event.
     Poll,

@@ -10,6 +10,7 @@ use crate::acquire::Wait;
 use crate::atomic::{self, Failure, Target};
 use crate::checkout::{Checkout, Locked};
 use crate::config::{Config, Expiry, StoreBuilder};
+use crate::courtesy::Courtesy;
 use crate::error::Error;
 use crate::format::{self, Header};
 use crate::id::SessionId;
@@ -19,7 +20,7 @@ use crate::local::LocalLocks;
 use crate::lock;
 use crate::observer::{Counters, LockStats};
 use crate::tidy::TidyReport;
-use crate::wake::WakeHub;
+use crate::wake::KernelQueue;
 
 /// A session directory, shared by every thread and process that opens it.
 ///
@@ -42,7 +43,8 @@ pub(crate) struct Shared {
     pub layout: Layout,
     pub config: Config,
     pub local: Arc<LocalLocks>,
-    pub wake: WakeHub,
+    pub courtesy: Arc<Courtesy>,
+    pub queue: KernelQueue,
     pub counters: Counters,
 }
 
@@ -83,7 +85,8 @@ impl Store {
                 layout,
                 config,
                 local: Arc::default(),
-                wake: WakeHub::default(),
+                courtesy: Arc::default(),
+                queue: KernelQueue::default(),
                 counters: Counters::default(),
             }),
         })
@@ -304,12 +307,11 @@ impl Store {
     }
 
     /// Closes the store: removes the temporary files crashed writers left behind (see
-    /// [`tidy`](Self::tidy)) and stops the release-event watcher thread, if one was started.
+    /// [`tidy`](Self::tidy)), and drops this handle. The store keeps no background thread or
+    /// descriptor of its own, so nothing else needs stopping.
     ///
-    /// Other clones of this handle keep working (a later wait restarts the watcher).
+    /// Other clones of this handle keep working.
     pub fn close(self) -> Result<TidyReport, Error> {
-        let report = self.tidy();
-        self.shared.wake.shutdown();
-        report
+        self.tidy()
     }
 }

@@ -1,200 +1,472 @@
-//! Waking waiters in other processes: file-change events on lock directories, through `notify`.
+//! Waiting for a holder in another process to release: in the kernel's own lock queue, with a
+//! bounded poll as the fallback.
 //!
-//! A holder releases a session by closing its lock file, which it opened read-write; the kernel
-//! raises `IN_CLOSE_WRITE` for that file on every inotify watch of its directory. A process in
-//! which some thread waits for a session in shard `s` watches `locks/<s>/`, and the watcher
-//! thread that `notify` runs wakes exactly the waiters registered for the closed (or deleted)
-//! lock file. Nothing is added to the holder's path: the event comes from the `close` that
-//! releases the lock anyway.
+//! **The kernel's queue.** A thread that must wait hands a duplicate of its lock file
+//! descriptor (the same open file description, so the same lock) to a small helper thread,
+//! which blocks in `flock(LOCK_EX)`; the waiter sleeps on a condition variable until the helper
+//! reports the lock granted or the deadline passes. The kernel wakes blocked `flock` callers in
+//! the order it queued them and only as many as can get the lock, so waiters in other processes
+//! are served like the blocking-`flock` floor: no wake-up storm, no poll-interval tail, no
+//! starved worker. A lock timeout is still exact, because the *caller* never blocks in `flock`.
 //!
-//! Watches are set up lazily, at the first wait in a shard, and kept until the store is closed:
-//! a process that never waits never starts the watcher thread. If watching is impossible (the
-//! inotify limits are reached, or the file system does not support it), waiters fall back to
-//! polling, which the wait loop does anyway as a bounded fallback against lost events.
+//! A waiter that gives up leaves its helper queued; the helper releases the lock at once if it
+//! is granted later, and the next waiter of this process for the same session adopts the
+//! still-queued helper instead of starting another, so a session held for a long time costs one
+//! helper thread per process, not one per timed-out attempt.
 //!
-//! To not lose a wake-up, a waiter registers here *before* its next `try_lock`: a release that
-//! happens after that attempt failed is then guaranteed to find the registration.
+//! **The fallback.** If no helper thread can be started, the waiter polls: it watches the one
+//! lock file it waits for with inotify (`IN_CLOSE_WRITE`, raised by the `close` that releases
+//! the lock) and sleeps in `ppoll` on that watch with the poll interval as the timeout, trying
+//! the lock after every wake-up. The watch is set up before the next attempt, so a release after
+//! a failed attempt is never missed; without inotify it is plain polling.
+//!
+//! Nothing here touches an uncontended check-out or the holder's release.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::fs::File;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
-use notify::event::{AccessKind, AccessMode, EventKind};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+use rustix::io::Errno;
 
 use crate::error::Error;
+use crate::lock;
 
-type Interest = HashMap<PathBuf, Vec<(u64, Sender<()>)>>;
-
-/// Per-store registry of waiters and the lazily started watcher.
-#[derive(Default)]
-pub(crate) struct WakeHub {
-    interest: Arc<Mutex<Interest>>,
-    watcher: Mutex<WatcherState>,
-    next_token: AtomicU64,
+/// How a wait in the kernel's queue ended.
+pub(crate) enum Queued {
+    /// The lock is held, through this descriptor (the helper's duplicate).
+    Granted(File),
+    /// The deadline passed first.
+    TimedOut,
+    /// The helper's `flock` failed.
+    Failed(std::io::Error),
+    /// No helper could be started (the caller falls back to polling).
+    Unavailable(std::io::Error),
 }
 
-#[derive(Default)]
-struct WatcherState {
-    watcher: Option<RecommendedWatcher>,
-    watched: HashSet<PathBuf>,
-    /// Set once watching failed; waiters then only poll.
-    failed: bool,
-    /// The process that started the watcher. After `fork`, the child inherits this state but
-    /// not notify's thread, and must not talk to it.
+/// One helper's state, shared with its waiter.
+struct Slot {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+enum State {
+    /// A waiter is waiting for the helper.
+    Waiting,
+    /// The helper holds the lock; the waiter takes the descriptor.
+    Granted(File),
+    Failed(std::io::Error),
+    /// The waiter gave up; the helper releases the lock if it is granted, unless a later waiter
+    /// adopts it first.
+    Abandoned,
+}
+
+type QueuedTable = Arc<Mutex<HashMap<PathBuf, Arc<Slot>>>>;
+
+/// A request for a helper: queue for this lock (through this duplicate descriptor) and report
+/// to this slot.
+struct Job {
+    file: File,
+    path: PathBuf,
+    slot: Arc<Slot>,
+}
+
+/// Per-store helpers: those queued in the kernel, by lock file, and the idle ones.
+pub(crate) struct KernelQueue {
+    queued: QueuedTable,
+    jobs: Sender<Job>,
+    idle_jobs: Receiver<Job>,
+    /// Helpers idle on `idle_jobs` minus jobs sent to them and not yet received.
+    idle: Arc<AtomicUsize>,
+    /// The process that owns the helpers. A child forked from it inherits the count of idle
+    /// helpers but not the threads, so it starts a helper per wait instead.
     pid: u32,
 }
 
-/// A waiter's registration; dropping it unregisters.
-pub(crate) struct Registration<'a> {
-    hub: &'a WakeHub,
-    path: PathBuf,
-    token: u64,
-    rx: Receiver<()>,
-}
+/// How long an idle helper waits for another job before it ends.
+const HELPER_IDLE: Duration = Duration::from_secs(10);
 
-impl Registration<'_> {
-    pub fn receiver(&self) -> &Receiver<()> {
-        &self.rx
-    }
-}
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        let mut interest = lock(&self.hub.interest);
-        if let Some(list) = interest.get_mut(&self.path) {
-            list.retain(|(t, _)| *t != self.token);
-            if list.is_empty() {
-                interest.remove(&self.path);
-            }
+impl Default for KernelQueue {
+    fn default() -> Self {
+        let (jobs, idle_jobs) = crossbeam_channel::unbounded();
+        Self {
+            queued: Arc::default(),
+            jobs,
+            idle_jobs,
+            idle: Arc::default(),
+            pid: std::process::id(),
         }
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update of these tables is a single statement: they stay consistent on a panic.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl WakeHub {
-    /// Registers interest in releases of `lock_path` and makes sure its directory is watched.
-    /// Returns the registration and, if watching failed for the first time, the error (for the
-    /// observer); the registration works either way (it is then woken by polling only).
-    pub fn register(&self, lock_path: &Path) -> (Registration<'_>, Option<Error>) {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        lock(&self.interest)
-            .entry(lock_path.to_path_buf())
-            .or_default()
-            .push((token, tx));
-        let registration = Registration {
-            hub: self,
-            path: lock_path.to_path_buf(),
-            token,
-            rx,
+impl KernelQueue {
+    /// Waits until `deadline` for the exclusive lock on `file` (open on `lock_path`), queued in
+    /// the kernel by a helper thread. The caller has just failed a `try_lock` on it.
+    pub fn wait(&self, file: &File, lock_path: &Path, deadline: Instant) -> Queued {
+        let slot = match self.join_or_start(file, lock_path) {
+            Ok(slot) => slot,
+            Err(e) => return Queued::Unavailable(e),
         };
-        let error = lock_path.parent().and_then(|dir| self.watch(dir).err());
-        (registration, error)
+        let mut state = guard(&slot.state);
+        loop {
+            match std::mem::replace(&mut *state, State::Waiting) {
+                State::Granted(file) => return Queued::Granted(file),
+                State::Failed(e) => return Queued::Failed(e),
+                State::Waiting | State::Abandoned => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                *state = State::Abandoned;
+                return Queued::TimedOut;
+            }
+            state = slot
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
-    fn watch(&self, dir: &Path) -> Result<(), Error> {
-        let mut state = lock(&self.watcher);
-        let pid = std::process::id();
-        if state.pid != pid {
-            // First use, or a forked child: a watcher inherited from the parent has no thread
-            // here, and dropping or using it would wait for that thread for ever. Leak it.
-            if let Some(inherited) = state.watcher.take() {
-                std::mem::forget(inherited);
+    /// Adopts the helper an earlier waiter left queued for this lock file, or hands the wait
+    /// to an idle helper, or starts a new one.
+    fn join_or_start(&self, file: &File, lock_path: &Path) -> std::io::Result<Arc<Slot>> {
+        let mut queued = guard(&self.queued);
+        if let Some(slot) = queued.get(lock_path) {
+            // A helper leaves the table before it reports, so a listed one is still queued.
+            let mut state = guard(&slot.state);
+            if matches!(*state, State::Abandoned) {
+                *state = State::Waiting;
+                return Ok(Arc::clone(slot));
             }
-            *state = WatcherState {
-                pid,
-                ..WatcherState::default()
+        }
+        let slot = Arc::new(Slot {
+            state: Mutex::new(State::Waiting),
+            changed: Condvar::new(),
+        });
+        let job = Job {
+            file: file.try_clone()?,
+            path: lock_path.to_path_buf(),
+            slot: Arc::clone(&slot),
+        };
+        let claimed = self.pid == std::process::id()
+            && self
+                .idle
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok();
+        if claimed {
+            // An idle helper is counted for this job; the channel never closes while we live.
+            let _ = self.jobs.send(job);
+        } else {
+            let helper = Helper {
+                queued: Arc::clone(&self.queued),
+                jobs: self.idle_jobs.clone(),
+                idle: Arc::clone(&self.idle),
+            };
+            std::thread::Builder::new()
+                .name("sessiondir-wait".into())
+                .stack_size(64 * 1024)
+                .spawn(move || helper.run(job))?;
+        }
+        queued.insert(lock_path.to_path_buf(), Arc::clone(&slot));
+        Ok(slot)
+    }
+}
+
+/// A helper thread: queues in the kernel for one lock after the other.
+struct Helper {
+    queued: QueuedTable,
+    jobs: Receiver<Job>,
+    idle: Arc<AtomicUsize>,
+}
+
+impl Helper {
+    fn run(self, first: Job) {
+        let mut job = first;
+        loop {
+            self.queue_in_kernel(job);
+            self.idle.fetch_add(1, Ordering::AcqRel);
+            job = loop {
+                match self.jobs.recv_timeout(HELPER_IDLE) {
+                    Ok(job) => break job,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Leave only if no job has been promised to an idle helper: while the
+                        // count is zero, every idle helper (this one too) has a job coming.
+                        let left = self
+                            .idle
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                            .is_ok();
+                        if left {
+                            return;
+                        }
+                    }
+                }
             };
         }
-        if state.failed || state.watched.contains(dir) {
-            return Ok(());
+    }
+
+    /// One blocking `flock`, then hand the lock over (or release it if nobody wants it any
+    /// more).
+    fn queue_in_kernel(&self, job: Job) {
+        let Job { file, path, slot } = job;
+        let result = lock::lock_blocking(&file);
+        let mut queued = guard(&self.queued);
+        if queued.get(&path).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+            queued.remove(&path);
         }
-        if state.watcher.is_none() {
-            let interest = Arc::clone(&self.interest);
-            let config = notify::Config::default().with_follow_symlinks(false);
-            match RecommendedWatcher::new(move |event| deliver(&interest, event), config) {
-                Ok(w) => state.watcher = Some(w),
-                Err(e) => {
-                    state.failed = true;
-                    return Err(Error::io("start watching", dir, io_error(e)));
-                }
+        let mut state = guard(&slot.state);
+        match (&*state, result) {
+            (State::Waiting, Ok(())) => *state = State::Granted(file),
+            (State::Waiting, Err(e)) => *state = State::Failed(e),
+            // Nobody waits: let go at once (dropping the duplicate alone would not release the
+            // lock while the waiter's own descriptor of the same file description is open).
+            (_, Ok(())) => {
+                let _ = lock::unlock(&file);
             }
+            (_, Err(_)) => {}
         }
-        let Some(watcher) = state.watcher.as_mut() else {
-            return Ok(());
+        drop(state);
+        drop(queued);
+        slot.changed.notify_all();
+    }
+}
+
+/// How a [`ReleaseWatch::sleep`] ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Woken {
+    /// The lock file was closed by a writer (a release, or another process giving up).
+    Event,
+    /// The timeout passed.
+    Timeout,
+}
+
+/// One waiter's watch on one lock file; dropping it closes the inotify instance.
+pub(crate) struct ReleaseWatch {
+    /// `None`: watching failed; sleeping is plain sleeping.
+    fd: Option<OwnedFd>,
+}
+
+impl ReleaseWatch {
+    /// Starts watching `lock_path` for releases. If that fails, the watch still works (by
+    /// sleeping only) and the error is returned for the observer. A lock file that vanished
+    /// (its session is being deleted) is not an error: the next attempt finds out.
+    pub fn new(lock_path: &Path) -> (Self, Option<Error>) {
+        match watch(lock_path) {
+            Ok(fd) => (Self { fd: Some(fd) }, None),
+            Err(e) if e == Errno::NOENT => (Self { fd: None }, None),
+            Err(e) => (
+                Self { fd: None },
+                Some(Error::io("watch lock file", lock_path, e.into())),
+            ),
+        }
+    }
+
+    /// Sleeps until a release event or `timeout`, whichever comes first, and consumes the
+    /// queued events (several releases while awake count as one wake-up).
+    pub fn sleep(&mut self, timeout: Duration) -> Woken {
+        let Some(fd) = &self.fd else {
+            std::thread::sleep(timeout);
+            return Woken::Timeout;
         };
-        match watcher.watch(dir, RecursiveMode::NonRecursive) {
-            Ok(()) => {
-                state.watched.insert(dir.to_path_buf());
-                Ok(())
+        let limit = Timespec::try_from(timeout).unwrap_or(Timespec {
+            tv_sec: i64::MAX,
+            tv_nsec: 0,
+        });
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&limit)) {
+            Ok(0) => Woken::Timeout,
+            Ok(_) => {
+                if drain(fd).is_err() {
+                    // A broken instance would make every later poll return at once.
+                    self.fd = None;
+                }
+                Woken::Event
             }
-            Err(e) => {
-                state.failed = true;
-                Err(Error::io("watch", dir, io_error(e)))
+            // A signal: the caller tries the lock again and comes back.
+            Err(Errno::INTR) => Woken::Timeout,
+            Err(_) => {
+                self.fd = None;
+                Woken::Timeout
             }
         }
-    }
-
-    /// Stops the watcher thread and forgets all watches (a later wait starts it again).
-    pub fn shutdown(&self) {
-        let mut state = lock(&self.watcher);
-        if state.pid != std::process::id()
-            && let Some(inherited) = state.watcher.take()
-        {
-            std::mem::forget(inherited); // see `watch`: not ours to stop after a fork
-        }
-        state.watcher = None;
-        state.watched.clear();
     }
 }
 
-/// notify's error as an `io::Error`, keeping the OS error (and its kind) when there is one,
-/// e.g. `ENOSPC` for the inotify watch limit.
-pub(crate) fn io_error(e: notify::Error) -> std::io::Error {
-    match e.kind {
-        notify::ErrorKind::Io(io) => io,
-        other => std::io::Error::other(format!("{other:?}")),
+fn watch(lock_path: &Path) -> Result<OwnedFd, Errno> {
+    let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
+    inotify::add_watch(
+        &fd,
+        lock_path,
+        WatchFlags::CLOSE_WRITE | WatchFlags::DONT_FOLLOW,
+    )?;
+    Ok(fd)
+}
+
+/// Reads every queued event. Only one kind of event on one file is watched, so their content
+/// does not matter; a queue overflow is an event like any other (the caller tries the lock).
+fn drain(fd: &OwnedFd) -> Result<(), Errno> {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 512];
+    let mut reader = inotify::Reader::new(fd, &mut buf);
+    loop {
+        match reader.next() {
+            Ok(_) => {}
+            Err(Errno::AGAIN) => return Ok(()),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
-/// Runs on notify's thread: wakes the waiters of every lock file that was closed after writing
-/// (a release) or removed (a delete). Other events — opens by other waiters — are ignored.
-/// When the kernel dropped events (queue overflow) or the backend errs, everybody is woken.
-fn deliver(interest: &Mutex<Interest>, event: notify::Result<notify::Event>) {
-    let interest = lock(interest);
-    let wake_all = |interest: &Interest| {
-        for list in interest.values() {
-            for (_, tx) in list {
-                let _ = tx.try_send(());
-            }
-        }
-    };
-    let event = match event {
-        Ok(event) => event,
-        Err(_) => return wake_all(&interest),
-    };
-    if event.need_rescan() {
-        return wake_all(&interest);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::OpenOptions;
+
+    fn open(path: &Path) -> File {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap()
     }
-    let relevant = matches!(
-        event.kind,
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) | EventKind::Remove(_)
-    );
-    if !relevant {
-        return;
-    }
-    for path in &event.paths {
-        if let Some(list) = interest.get(path) {
-            for (_, tx) in list {
-                // A full channel already holds a pending wake-up: nothing is lost.
-                let _ = tx.try_send(());
-            }
+
+    /// Polls `cond` every millisecond for up to 10 s.
+    fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never: {what}");
+            std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn a_queued_wait_is_granted_when_the_holder_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let holder = open(&path);
+        assert!(lock::try_lock(&holder, &path).unwrap());
+        let queue = Arc::new(KernelQueue::default());
+        let waiter = open(&path);
+        assert!(!lock::try_lock(&waiter, &path).unwrap());
+        let (q, p) = (Arc::clone(&queue), path.clone());
+        let t = std::thread::spawn(move || {
+            match q.wait(&waiter, &p, Instant::now() + Duration::from_secs(10)) {
+                Queued::Granted(held) => held,
+                _ => panic!("not granted"),
+            }
+        });
+        eventually("the helper is queued", || {
+            guard(&queue.queued).contains_key(&path)
+        });
+        drop(holder);
+        let held = t.join().unwrap();
+        let third = open(&path);
+        assert!(
+            !lock::try_lock(&third, &path).unwrap(),
+            "the granted descriptor holds the lock"
+        );
+        drop(held);
+        assert!(lock::try_lock(&third, &path).unwrap(), "and releases it");
+    }
+
+    #[test]
+    fn timed_out_waits_adopt_one_helper_which_lets_go_when_granted_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let holder = open(&path);
+        assert!(lock::try_lock(&holder, &path).unwrap());
+        let queue = KernelQueue::default();
+        let mut first_slot = None;
+        // The waiters keep their descriptors open, so only an explicit unlock by the helper
+        // (not its closing the duplicate) can release the lock.
+        let mut waiters = Vec::new();
+        for _ in 0..5 {
+            let waiter = open(&path);
+            let start = Instant::now();
+            let outcome = queue.wait(&waiter, &path, start + Duration::from_millis(30));
+            assert!(matches!(outcome, Queued::TimedOut));
+            assert!(start.elapsed() >= Duration::from_millis(30));
+            let table = guard(&queue.queued);
+            assert_eq!(table.len(), 1);
+            let slot = Arc::clone(table.get(&path).unwrap());
+            // Every later wait adopted the helper the first one left queued.
+            let first = first_slot.get_or_insert_with(|| Arc::clone(&slot));
+            assert!(Arc::ptr_eq(first, &slot));
+            waiters.push(waiter);
+        }
+        // Nobody waits any more: once the holder lets go, the helper is granted the lock and
+        // must release it at once.
+        drop(holder);
+        eventually("the abandoned helper is granted", || {
+            guard(&queue.queued).is_empty()
+        });
+        // It leaves the table only after letting go (both under the table's mutex).
+        let other = open(&path);
+        assert!(
+            lock::try_lock(&other, &path).unwrap(),
+            "the abandoned helper released the lock"
+        );
+    }
+
+    #[test]
+    fn idle_helpers_are_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let queue = Arc::new(KernelQueue::default());
+        for round in 0..3 {
+            let holder = open(&path);
+            assert!(lock::try_lock(&holder, &path).unwrap());
+            let waiter = open(&path);
+            let (q, p) = (Arc::clone(&queue), path.clone());
+            let t = std::thread::spawn(move || {
+                matches!(
+                    q.wait(&waiter, &p, Instant::now() + Duration::from_secs(10)),
+                    Queued::Granted(_)
+                )
+            });
+            eventually("the helper is queued", || {
+                guard(&queue.queued).contains_key(&path)
+            });
+            if round > 0 {
+                assert_eq!(
+                    queue.idle.load(Ordering::Acquire),
+                    0,
+                    "the idle helper took the job"
+                );
+            }
+            drop(holder);
+            assert!(t.join().unwrap());
+            eventually("the helper goes idle", || {
+                queue.idle.load(Ordering::Acquire) == 1
+            });
+        }
+    }
+
+    #[test]
+    fn the_release_watch_wakes_on_a_release_and_times_out_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let holder = open(&path);
+        let (mut watch, error) = ReleaseWatch::new(&path);
+        assert!(error.is_none());
+        assert_eq!(watch.sleep(Duration::from_millis(20)), Woken::Timeout);
+        drop(holder); // a read-write descriptor closing: IN_CLOSE_WRITE
+        assert_eq!(watch.sleep(Duration::from_secs(10)), Woken::Event);
+        // The events were consumed: the next sleep times out again.
+        assert_eq!(watch.sleep(Duration::from_millis(20)), Woken::Timeout);
     }
 }

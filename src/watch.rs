@@ -1,6 +1,6 @@
 //! A live stream of what happens in a store: creations, check-ins and deletions.
 //!
-//! Built on the same `notify` (inotify) machinery as the wake-ups, watching every
+//! Built on `notify` (inotify), watching every
 //! `sessions/<shard>/` directory. A session file appearing under its name (the rename that ends
 //! every write) is a creation when its header says generation 1 and a check-in otherwise; a
 //! session file disappearing (unlink, or the rename away of an id cycle) is a deletion. So an id
@@ -89,7 +89,7 @@ fn translate(tx: &Sender<Result<Change, Error>>, event: notify::Result<notify::E
         Ok(event) => event,
         Err(e) => {
             let path = e.paths.first().cloned().unwrap_or_default();
-            let _ = tx.send(Err(Error::io("watch", &path, crate::wake::io_error(e))));
+            let _ = tx.send(Err(Error::io("watch", &path, io_error(e))));
             return;
         }
     };
@@ -146,4 +146,13 @@ fn translate(tx: &Sender<Result<Change, Error>>, event: notify::Result<notify::E
 
 fn session_id_of(path: &Path) -> Option<SessionId> {
     SessionId::parse(path.file_name()?.to_str()?).ok()
+}
+
+/// notify's error as an `io::Error`, keeping the OS error (and its kind) when there is one,
+/// e.g. `ENOSPC` for the inotify watch limit.
+fn io_error(e: notify::Error) -> std::io::Error {
+    match e.kind {
+        notify::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
 }
