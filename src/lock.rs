@@ -94,10 +94,7 @@ pub(crate) fn state(file: &File, path: &Path) -> Result<LockState, Error> {
 /// "still the file at the path": a waiter that acquires an unlinked inode has been handed the
 /// lock of a session that was deleted while it waited.
 pub(crate) fn is_linked(file: &File, path: &Path) -> Result<bool, Error> {
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io("inspect lock file", path, e))?;
-    Ok(meta.nlink() > 0)
+    Ok(state(file, path)?.linked)
 }
 
 /// Waits in the kernel's queue for the exclusive lock (a blocking `flock`), going on after a
