@@ -14,14 +14,15 @@
 mod admin;
 mod bench;
 mod output;
+mod torture;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use sessiondir::{Error, SessionId, Store};
+use sessiondir::{Durability, Error, SessionId, Store};
 
 /// Inspect, clean and benchmark sessiondir session directories.
 #[derive(Parser)]
@@ -52,6 +53,12 @@ enum Command {
     /// One benchmark worker (started by `bench`).
     #[command(hide = true)]
     BenchWorker(bench::WorkerArgs),
+    /// Crash and load torture: workers hammer a store while being SIGKILLed; then verify that
+    /// nothing acknowledged was lost and nothing is corrupt, locked or left over.
+    Torture(torture::TortureArgs),
+    /// One torture worker (started by `torture`).
+    #[command(hide = true)]
+    TortureWorker(torture::WorkerArgs),
 }
 
 /// Options every admin command takes.
@@ -130,6 +137,8 @@ pub fn main() -> ExitCode {
         Command::Watch(a) => admin::watch(&a),
         Command::Bench(a) => bench::run(&a),
         Command::BenchWorker(a) => bench::worker(&a),
+        Command::Torture(a) => torture::run(&a),
+        Command::TortureWorker(a) => torture::worker::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -139,6 +148,28 @@ pub fn main() -> ExitCode {
             eprintln!("sessiondir: error: {failure}");
             ExitCode::from(failure.exit_code())
         }
+    }
+}
+
+/// The durability a `--fsync 0|1` flag asks for: 1 is the strongest level.
+fn durability(fsync: u8) -> Durability {
+    if fsync == 1 {
+        Durability::FileAndDirectory
+    } else {
+        Durability::None
+    }
+}
+
+/// A `--dir` a command fills itself must be empty or missing.
+fn require_empty(dir: &Path, why: &str) -> Result<(), Failure> {
+    let empty = std::fs::read_dir(dir).map_or(true, |mut e| e.next().is_none());
+    if empty {
+        Ok(())
+    } else {
+        Err(Failure::Usage(format!(
+            "--dir {} is not empty; {why}",
+            dir.display()
+        )))
     }
 }
 

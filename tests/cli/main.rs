@@ -19,3 +19,5 @@ mod watch;
 mod errors;
 // The benchmark's harness contract.
 mod bench;
+// Crash-and-load torture: a short verified run, and the verifier catching damage.
+mod torture;

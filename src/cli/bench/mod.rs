@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use sessiondir::{Dict, Durability, SessionId, Store, Value};
+use sessiondir::{Dict, SessionId, Store, Value};
 
-use super::Failure;
+use super::{Failure, durability, require_empty};
 use report::{Run, Summary};
 use workload::{Mode, Plan, WorkerResult};
 
@@ -135,13 +135,7 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
     let tmp;
     let dir = match &a.dir {
         Some(d) => {
-            let empty = std::fs::read_dir(d).map_or(true, |mut e| e.next().is_none());
-            if !empty {
-                return Err(Failure::Usage(format!(
-                    "--dir {} is not empty; bench prepares its own sessions in an empty directory",
-                    d.display()
-                )));
-            }
+            require_empty(d, "bench prepares its own sessions in an empty directory")?;
             d.clone()
         }
         None => {
@@ -212,14 +206,6 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
             "verification failed: {}",
             failed.join("; ")
         )))
-    }
-}
-
-fn durability(fsync: u8) -> Durability {
-    if fsync == 1 {
-        Durability::FileAndDirectory
-    } else {
-        Durability::None
     }
 }
 
