@@ -45,6 +45,13 @@ pub enum Error {
         /// The id asked for.
         id: SessionId,
     },
+    /// [`Store::create_with_id`](crate::Store::create_with_id): a session (or the lock file of
+    /// one being created or deleted) already has this id; nothing was written.
+    #[error("session {id} already exists")]
+    AlreadyExists {
+        /// The id asked for.
+        id: SessionId,
+    },
     /// [`Store::try_checkout`](crate::Store::try_checkout): somebody else holds the session.
     #[error("session {id} is checked out by another request")]
     Busy {

@@ -2,8 +2,8 @@
 //!
 //! An id is the only thing a client sends that becomes part of a path, so it is validated
 //! completely — exact length, then alphabet — before any path is built. A [`SessionId`] can only
-//! be made by [`SessionId::generate`] (inside the store) or by a successful
-//! [`SessionId::parse`]; there is no way to build one from an unchecked string, so every path the
+//! be made by [`SessionId::generate`] (inside the store), by a successful
+//! [`SessionId::parse`], or from 20 random bytes by [`SessionId::from_bytes`]; there is no way to build one from an unchecked string, so every path the
 //! store builds from an id is `<shard>/<32 chars of [a-z2-7]>`, never `..`, `/`, NUL or a
 //! non-ASCII byte.
 //!
@@ -38,6 +38,15 @@ impl SessionId {
             source: std::io::Error::other(e),
         })?;
         Ok(Self(encode_base32(&raw)))
+    }
+
+    /// Renders 160 bits as an id, for frameworks that issue their own session ids (see
+    /// [`Store::create_with_id`](crate::Store::create_with_id)). The bits must come from a
+    /// CSPRNG: an id is the only secret a session has. Any 20 bytes give a valid id, exactly
+    /// as any 32 characters of `[a-z2-7]` do, so this opens no path a client could not reach
+    /// through [`parse`](Self::parse).
+    pub fn from_bytes(raw: [u8; ID_BYTES]) -> Self {
+        Self(encode_base32(&raw))
     }
 
     /// Parses an id that came from outside (a cookie, a URL, a command line).

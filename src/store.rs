@@ -123,6 +123,42 @@ impl Store {
         data: &T,
         expiry: Expiry,
     ) -> Result<SessionId, Error> {
+        loop {
+            let id = SessionId::generate()?;
+            if self.create_at(&id, data, expiry)? {
+                return Ok(id);
+            }
+            // Id collision: draw again.
+        }
+    }
+
+    /// Creates a session under an id the caller drew, for frameworks that issue their own ids
+    /// (tower-sessions, for one). Never overwrites: if a session with this id exists, or is
+    /// being created or deleted, nothing is written and the error is
+    /// [`Error::AlreadyExists`]; draw a new id and try again.
+    ///
+    /// The id must come from a CSPRNG (see [`SessionId::from_bytes`]); [`create`](Self::create)
+    /// draws one itself and is the better choice whenever the id is not imposed.
+    pub fn create_with_id<T: Serialize>(
+        &self,
+        id: &SessionId,
+        data: &T,
+        expiry: Expiry,
+    ) -> Result<(), Error> {
+        if self.create_at(id, data, expiry)? {
+            Ok(())
+        } else {
+            Err(Error::AlreadyExists { id: *id })
+        }
+    }
+
+    /// Creates session `id` unless something already has its id: `Ok(false)`, nothing written.
+    fn create_at<T: Serialize>(
+        &self,
+        id: &SessionId,
+        data: &T,
+        expiry: Expiry,
+    ) -> Result<bool, Error> {
         let shared = &*self.shared;
         let now = format::now_ms();
         let (expires_ms, ttl_ms) = expiry_fields(expiry, now);
@@ -135,46 +171,41 @@ impl Store {
             payload_len: 0,
             payload_crc: 0,
         };
-        loop {
-            let id = SessionId::generate()?;
-            let data_path = shared.layout.data_path(&id);
-            // Encode first: a session that cannot be encoded never touches the disk.
-            let (bytes, _) =
-                format::encode(&data_path, header, data, shared.config.max_session_size)?;
-            let lock_path = shared.layout.lock_path(&id);
-            let Some(lock_file) = lock::create(&lock_path, shared.config.file_mode)? else {
-                continue; // id collision: draw again
-            };
-            // Between O_EXCL and flock, tidy may take this lock, see no session file and
-            // unlink it; then the id is abandoned (tidy removes what is left).
-            if !lock::try_lock(&lock_file, &lock_path)? || !lock::is_linked(&lock_file, &lock_path)?
+        let data_path = shared.layout.data_path(id);
+        // Encode first: a session that cannot be encoded never touches the disk.
+        let (bytes, _) = format::encode(&data_path, header, data, shared.config.max_session_size)?;
+        let lock_path = shared.layout.lock_path(id);
+        let Some(lock_file) = lock::create(&lock_path, shared.config.file_mode)? else {
+            return Ok(false); // a lock file has this id: a live session, or one coming or going
+        };
+        // Between O_EXCL and flock, tidy may take this lock, see no session file and unlink
+        // it; then the id is abandoned (tidy removes what is left).
+        if !lock::try_lock(&lock_file, &lock_path)? || !lock::is_linked(&lock_file, &lock_path)? {
+            return Ok(false);
+        }
+        let written = atomic::write(
+            &data_path,
+            Target::MustNotExist,
+            id,
+            &bytes,
+            shared.config.file_mode,
+            shared.config.durability,
+            || Ok(()), // nobody else can know this id yet
+        );
+        match written {
+            Ok(()) => Ok(true),
+            Err(Failure::Before(Error::Io { source, .. }))
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
             {
-                continue;
+                Ok(false) // a session file without a lock file had this id: leave it be
             }
-            let written = atomic::write(
-                &data_path,
-                Target::MustNotExist,
-                &id,
-                &bytes,
-                shared.config.file_mode,
-                shared.config.durability,
-                || Ok(()), // nobody else can know this id yet
-            );
-            match written {
-                Ok(()) => return Ok(id),
-                Err(Failure::Before(Error::Io { source, .. }))
-                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
-                {
-                    continue; // a session file without a lock file had this id: leave it be
-                }
-                Err(Failure::Before(e)) => {
-                    let _ = atomic::remove(&lock_path, shared.config.durability);
-                    return Err(e);
-                }
-                // The session exists but its directory sync failed: keep its lock file (I2)
-                // and report; unreferenced, it expires or is collected like any other.
-                Err(Failure::After(e)) => return Err(e),
+            Err(Failure::Before(e)) => {
+                let _ = atomic::remove(&lock_path, shared.config.durability);
+                Err(e)
             }
+            // The session exists but its directory sync failed: keep its lock file (I2)
+            // and report; unreferenced, it expires or is collected like any other.
+            Err(Failure::After(e)) => Err(e),
         }
     }
 

@@ -40,6 +40,91 @@ fn create_never_accepts_an_id() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Ids issued by a framework
+
+#[test]
+fn from_bytes_renders_an_id_that_parses_back_and_differs_per_input() {
+    let a = SessionId::from_bytes([0u8; 20]);
+    let b = SessionId::from_bytes([0xffu8; 20]);
+    let mut raw = [0u8; 20];
+    raw[19] = 1; // the last bit group must matter too
+    let c = SessionId::from_bytes(raw);
+    assert_eq!(a.as_str(), "a".repeat(32));
+    assert_eq!(b.as_str(), "7".repeat(32));
+    assert_ne!(a, c);
+    for id in [a, b, c] {
+        assert_eq!(SessionId::parse(id.as_str()).unwrap(), id);
+    }
+}
+
+#[test]
+fn create_with_id_creates_once_and_never_overwrites() {
+    let ts = TestStore::new();
+    let store = &ts.store;
+    let id = SessionId::from_bytes([7u8; 20]);
+    store
+        .create_with_id(&id, &counter_dict(1), Expiry::Never)
+        .unwrap();
+    assert_eq!(store.load::<Dict>(&id).unwrap(), Some(counter_dict(1)));
+    let before = file_bytes(store, &id);
+
+    let err = store
+        .create_with_id(&id, &counter_dict(2), Expiry::Never)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::AlreadyExists { id: e } if e == id),
+        "{err}"
+    );
+    assert!(err.to_string().contains(id.as_str()), "{err}");
+    assert_eq!(
+        file_bytes(store, &id),
+        before,
+        "the existing session was touched"
+    );
+    assert!(temp_files(&ts.dir).is_empty());
+
+    // Held by a check-out: still refused, and the holder's check-in still lands.
+    let mut co = store.checkout::<Dict>(&id).unwrap();
+    co.data_mut().increment("counter", 10).unwrap();
+    assert!(matches!(
+        store.create_with_id(&id, &counter_dict(3), Expiry::Never),
+        Err(Error::AlreadyExists { .. })
+    ));
+    co.check_in().unwrap();
+    assert_eq!(store.load::<Dict>(&id).unwrap(), Some(counter_dict(11)));
+
+    // Deleted: the id may be used again.
+    assert!(store.delete(&id).unwrap());
+    store
+        .create_with_id(&id, &counter_dict(4), Expiry::Never)
+        .unwrap();
+    assert_eq!(store.load::<Dict>(&id).unwrap(), Some(counter_dict(4)));
+}
+
+#[test]
+fn create_with_id_racing_threads_create_exactly_once() {
+    let ts = TestStore::new();
+    let id = SessionId::from_bytes([42u8; 20]);
+    let winners: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|n| {
+                let store = ts.store.clone();
+                s.spawn(move || {
+                    match store.create_with_id(&id, &counter_dict(n as i64), Expiry::Never) {
+                        Ok(()) => 1,
+                        Err(Error::AlreadyExists { .. }) => 0,
+                        Err(e) => panic!("{e}"),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(winners, 1);
+    assert!(ts.store.load::<Dict>(&id).unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Helpers
 
 /// An application's own session type.
