@@ -46,7 +46,9 @@ pub struct GcReport {
     pub deleted: u64,
     /// Condemned sessions skipped because somebody held them.
     pub skipped_busy: u64,
-    /// Files that could not be read or judged (damaged, unreadable); left in place.
+    /// Files that could not be read or judged (damaged, unreadable, or in a shard whose
+    /// directories were replaced by a symlink or opened to other users since the store was
+    /// opened); left in place.
     pub damaged: u64,
     /// Bytes of session files deleted.
     pub bytes_freed: u64,
@@ -86,6 +88,8 @@ impl Store {
     ) -> Result<GcReport, Error> {
         let start = Instant::now();
         let mut report = GcReport::default();
+        // The last shard checked and whether its directories are still safe (see below).
+        let mut checked: Option<(u32, bool)> = None;
         for id in self.ids() {
             // One unreadable directory entry must not stop the pass.
             let Ok(id) = id else {
@@ -106,6 +110,23 @@ impl Store {
                     report.damaged += 1;
                     continue;
                 }
+            }
+            // Locking and removing go through the lock directory, which the walk did not
+            // visit: replaced by a symlink since open, it would lead the removal outside the
+            // store. Checked once per shard (the walk yields a shard's sessions together).
+            let shard = self.shared.layout.shard_of(&id);
+            let safe = match checked {
+                Some((s, safe)) if s == shard => safe,
+                _ => {
+                    let layout = &self.shared.layout;
+                    let safe = layout.recheck_shard(shard, &self.shared.config).is_ok();
+                    checked = Some((shard, safe));
+                    safe
+                }
+            };
+            if !safe {
+                report.damaged += 1;
+                continue;
             }
             let locked = match Locked::acquire(self, &id, Wait::No) {
                 Ok(locked) => locked,

@@ -27,6 +27,9 @@ impl SessionIds {
                 .min_depth(2)
                 .max_depth(2)
                 .follow_links(false)
+                // Not even sessions/ itself: replaced by a symlink after open, it would list
+                // (and gc would delete) files outside the store.
+                .follow_root_links(false)
                 .into_iter(),
         }
     }

@@ -123,6 +123,24 @@ impl Layout {
         p.push(id.as_str());
         p
     }
+
+    /// Checks again, as [`open`](Self::open) did, the four directories on the paths of shard
+    /// `shard` (sessions/, locks/ and the two shard directories): real directories, not
+    /// symlinks, not writable by others. Four `lstat`s. For the passes that walk the whole
+    /// store and remove files (tidy, gc): a directory replaced by a symlink after open would
+    /// lead them to remove files outside the store (tests/it/hostile.rs). A replacement
+    /// between this check and a removal is not caught: only the owner can make one.
+    pub fn recheck_shard(&self, shard: u32, config: &Config) -> Result<(), Error> {
+        for dir in [
+            &self.sessions,
+            &self.session_dir(shard),
+            &self.locks,
+            &self.lock_dir(shard),
+        ] {
+            check_dir(dir, config, Symlink::Refuse)?;
+        }
+        Ok(())
+    }
 }
 
 /// Prefix of a writer's temporary file for `id` (`.<id>.`; the suffix is `.tmp`).
@@ -214,6 +232,17 @@ fn check_dir(path: &Path, config: &Config, symlink: Symlink) -> Result<(), Error
         return Err(Error::UnsafePath {
             path: path.to_path_buf(),
             reason: "other users may write to this directory and so replace or delete any \
+                     session (use allow_shared_dir to accept that)",
+        });
+    }
+    // Whatever its mode, the owner of a directory may chmod it and write to it: one owned by
+    // another user is as open to them as a world-writable one. (Root may write anywhere
+    // anyway, so a root-owned directory adds no risk.)
+    let owner = meta.uid();
+    if owner != 0 && owner != rustix::process::geteuid().as_raw() && !config.allow_shared_dir {
+        return Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            reason: "another user owns this directory and so may replace or delete any \
                      session (use allow_shared_dir to accept that)",
         });
     }

@@ -49,8 +49,9 @@
 //!   itself; a process that keeps re-taking a contended session steps aside every few times.
 //!   Polling every [`poll_delay`](StoreBuilder::poll_delay) at most is the fallback.
 //! * **Safe ids and paths**: ids carry 160 bits from the OS CSPRNG; ids from outside are
-//!   validated before any path is built; symlinks inside the store are never followed; files
-//!   are 0600 and directories 0700 by default.
+//!   validated before any path is built; symlinks inside the store are never followed (its
+//!   directories are checked at open, and again by tidy and gc before they remove anything);
+//!   files are 0600 and directories 0700 by default, owned by the store's user.
 //! * **Typed errors** naming the id or path: damaged files never panic and never block other
 //!   sessions.
 //!

@@ -37,7 +37,8 @@ pub struct TidyReport {
     /// Bytes of temporary files removed.
     pub bytes_freed: u64,
     /// Entries that could not be judged or removed (unreadable directory, a directory named
-    /// like a temporary file, ...); left in place, the pass went on.
+    /// like a temporary file, a shard whose directories were replaced by a symlink or opened
+    /// to other users since the store was opened, ...); left in place, the pass went on.
     pub failed: u64,
 }
 
@@ -54,6 +55,12 @@ impl Store {
 
     fn tidy_shard(&self, shard: u32, report: &mut TidyReport) {
         let layout = &self.shared.layout;
+        // A directory replaced by a symlink since open would lead this pass, which removes
+        // files, outside the store: such a shard is counted as failed and left alone.
+        if layout.recheck_shard(shard, &self.shared.config).is_err() {
+            report.failed += 1;
+            return;
+        }
         let session_dir = layout.session_dir(shard);
         let mut live = HashSet::new();
         let mut temps = Vec::new();

@@ -20,6 +20,9 @@ mod api;
 mod invalid_ids;
 // Damaged session files: typed errors naming the path, other sessions unaffected.
 mod corrupt_files;
+// Hostile neighbours: planted symlinks (nothing outside the store created, read or changed),
+// owner-only modes under umask 0, shared directories refused, more hostile ids.
+mod hostile;
 // Random operation sequences checked against an in-memory model.
 mod model;
 // Bugs found in review, each pinned by a test that failed before its fix.
