@@ -70,7 +70,8 @@ impl<T> Checkout<T> {
     /// Releases the session without writing (the same as dropping the guard).
     pub fn release(self) {}
 
-    /// Deletes the session. Waiters for it get [`Error::Deleted`].
+    /// Deletes the session. Waiters for it get [`Error::Deleted`]. [`Error::LockLost`] (nothing
+    /// deleted) if the lock file was removed from the store while held.
     pub fn delete(self) -> Result<(), Error> {
         self.locked.remove().map(drop)
     }
@@ -79,7 +80,8 @@ impl<T> Checkout<T> {
     /// (defence against session fixation). The old id stops existing at once; waiters on it get
     /// [`Error::Deleted`]. Unsaved changes to the data stay in the guard. If the move landed
     /// but its directory sync failed, the error is returned and [`id`](Self::id) is already
-    /// the new id.
+    /// the new id. [`Error::LockLost`] (nothing moved) if the lock file was removed from the
+    /// store while held.
     pub fn cycle_id(&mut self) -> Result<SessionId, Error> {
         self.locked.cycle()
     }
@@ -256,6 +258,10 @@ impl Locked {
     /// that a lock file is only ever unlinked after its session file). `Ok(false)`: the session
     /// file was already gone.
     pub fn remove(mut self) -> Result<bool, Error> {
+        // As before a write: if our lock file was removed under us, another process may hold
+        // the session through a new one; deleting would pull it from under that holder (and
+        // unlink its lock file). Refuse with `LockLost` (tests/it/faults.rs).
+        self.held.verify()?;
         let shared = &self.store.shared;
         let (existed, unsynced) = match atomic::remove(&self.data_path, shared.config.durability) {
             Ok(existed) => (existed, None),
@@ -276,6 +282,10 @@ impl Locked {
     /// Moves the session file to a fresh id whose lock we create and hold, then retires the old
     /// lock file. No moment exists at which both ids are valid.
     pub fn cycle(&mut self) -> Result<SessionId, Error> {
+        // As before a write: a holder whose lock file was removed under it must not move the
+        // session, or the fresh lock of the new id would let its stale data overwrite what
+        // another holder checked in meanwhile. Refuse with `LockLost` (tests/it/faults.rs).
+        self.held.verify()?;
         let shared = &*self.store.shared;
         loop {
             let new_id = SessionId::generate()?;

@@ -56,6 +56,7 @@ fn entry() {
         "waiter" => waiter(),
         "reader" => reader(&commands),
         "big_writer" => big_writer(),
+        "fsize_writer" => fsize_writer(&commands),
         other => panic!("unknown child role {other:?}"),
     }
 }
@@ -363,6 +364,79 @@ fn big_writer() {
         session.check_in().expect("child: check in");
         report(&format!("WROTE {i}"));
     }
+}
+
+/// `fsize_writer` (faults): checks out the [`Blob`] session `SD_ID`, fills it with `SD_SIZE`
+/// bytes of [`blob_pattern(2)`](blob_pattern), limits its own file size to `SD_FSIZE` bytes
+/// (`RLIMIT_FSIZE`, SIGXFSZ ignored, so a write past the limit fails with `EFBIG` instead of
+/// killing the process) and checks in, then creates a session of the same size. Reports
+/// `CHECKIN_FAILED <error fields>` and `CHECKIN_MESSAGE <text>`, then `CREATE_FAILED ...` and
+/// `CREATE_MESSAGE ...` (`<WORD>_FAILED variant=none` if it succeeded), holding the handed-back
+/// guard.
+/// On `retry`: lifts the limit, checks that guard in again and reports `RETRIED`.
+fn fsize_writer(commands: &Receiver<String>) {
+    fn describe(word: &str, e: Option<&Error>) {
+        let Some(e) = e else {
+            report(&format!("{word}_FAILED variant=none"));
+            return;
+        };
+        let fields = match e {
+            Error::Io { op, path, source } => format!(
+                "op={} kind={:?} path={}",
+                op.replace(' ', "_"),
+                source.kind(),
+                path.display()
+            ),
+            _ => String::new(),
+        };
+        report(&format!("{word}_FAILED variant={} {fields}", variant(e)));
+        report(&format!("{word}_MESSAGE {e}"));
+    }
+    let store = open_store(false);
+    let id = env_id();
+    let size: usize = env_parse("SD_SIZE");
+    let mut session = store.checkout::<Blob>(&id).expect("child: checkout");
+    let new = Blob(vec![blob_pattern(2); size]);
+    *session.data_mut() = new.clone();
+    set_file_size_limit(env_parse("SD_FSIZE"));
+    let session = match session.check_in() {
+        Ok(()) => return describe("CHECKIN", None),
+        Err(e) => {
+            describe("CHECKIN", Some(e.error()));
+            e.into_checkout()
+        }
+    };
+    assert_eq!(
+        session.data(),
+        &new,
+        "child: the handed-back guard lost its data"
+    );
+    describe("CREATE", store.create(&new).err().as_ref());
+    assert_eq!(next_command(commands), "retry");
+    set_file_size_limit(libc::RLIM_INFINITY);
+    session
+        .check_in()
+        .expect("child: check in after the limit was lifted");
+    report("RETRIED");
+}
+
+/// Sets this process's soft `RLIMIT_FSIZE` (the hard limit stays unlimited, so it can be lifted
+/// again) and ignores SIGXFSZ, so that a write past the limit fails with `EFBIG`.
+fn set_file_size_limit(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: signal(2) and setrlimit(2) take plain values and a pointer to a live local; they
+    // touch no memory of ours. Ignoring SIGXFSZ installs no handler code.
+    let (signal, set) = unsafe {
+        (
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN),
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit),
+        )
+    };
+    assert_ne!(signal, libc::SIG_ERR, "child: cannot ignore SIGXFSZ");
+    assert_eq!(set, 0, "child: setrlimit(RLIMIT_FSIZE, {bytes}) failed");
 }
 
 // ---------------------------------------------------------------------------------------------

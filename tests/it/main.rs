@@ -20,6 +20,8 @@ mod api;
 mod invalid_ids;
 // Damaged session files: typed errors naming the path, other sessions unaffected.
 mod corrupt_files;
+// Disk full, file-size limits, and session or lock files changed under a live store.
+mod faults;
 // Hostile neighbours: planted symlinks (nothing outside the store created, read or changed),
 // owner-only modes under umask 0, shared directories refused, more hostile ids.
 mod hostile;
