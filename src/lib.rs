@@ -66,8 +66,46 @@
 //! * Keep the store directory away from temporary-file cleaners: a lock file removed under its
 //!   holder is detected at check-in ([`Error::LockLost`]) but not before.
 //!
+//! ## Web frameworks
+//!
+//! * `tower-sessions` feature: `sessiondir::tower::TowerStore`, a
+//!   `tower_sessions_core::SessionStore` and `ExpiredDeletion` (tower-sessions 0.15). `create`
+//!   never overwrites (a taken id is redrawn), `load` is lock-free and gives `None` for missing
+//!   or expired sessions, `save` is an atomic check-in, `delete` takes the lock; all file I/O
+//!   runs in `spawn_blocking`, off the executor's threads.
+//! * `actix-session` feature: `sessiondir::actix::ActixStore`, an
+//!   `actix_session::storage::SessionStore` (actix-session 0.11) with the same contract; the
+//!   session key is the sessiondir id, and an invalid key loads as no session.
+//!
+//! Both store a session as a [`Dict`] of JSON texts, which `sessiondir show` displays and the
+//! actix adapter can load from either. Neither trait can hold a session's lock across a
+//! request, so two concurrent requests on one session still end "last writer wins" (each save
+//! atomic, never a torn file); the `axum` feature holds the check-out for the whole request.
+//!
+//! `axum` feature: `sessiondir::axum`, a tower layer (`SessionLayer`) and two extractors that
+//! give axum handlers sessiondir's own semantics. `SessionMut<T>` checks the session out when
+//! the handler asks for it and checks it in when the handler returns a 2xx or 3xx response;
+//! an error response or a panic releases it without writing; so concurrent requests on one
+//! session, in any worker process, lose no update. `SessionRef<T>` is a lock-free snapshot
+//! that never waits for a writer. The cookie is `HttpOnly`, `SameSite=Lax` and `Secure` by
+//! default, follows `cycle_id`, and an id the client sends is used only if a live session has
+//! it (a fresh session otherwise, created only when a handler writes to it).
+//!
 //! The on-disk layout, file format, lock protocol and its invariants are argued in
 //! `docs/design.md`.
+
+// A tower layer and extractors holding a session checked out for a whole axum request.
+#[cfg(feature = "axum")]
+pub mod axum;
+// A tower-sessions `SessionStore` on a session directory.
+#[cfg(feature = "tower-sessions")]
+pub mod tower;
+// An actix-session `SessionStore` on a session directory.
+#[cfg(feature = "actix-session")]
+pub mod actix;
+// How both frameworks' JSON records are stored: a `Dict` of JSON texts.
+#[cfg(any(feature = "tower-sessions", feature = "actix-session"))]
+mod json_record;
 
 mod acquire;
 mod atomic;

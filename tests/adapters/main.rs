@@ -1,0 +1,16 @@
+//! Tests of the web framework adapters (`sessiondir::tower`, `sessiondir::actix`), one binary
+//! with a module per area. Built only with both features:
+//! `cargo test --features tower-sessions,actix-session --test adapters`.
+
+// Temporary stores, directory snapshots, and the `Adapter` trait with its two implementations.
+mod common;
+// The adapters' shared contract, written once and run against every adapter.
+mod conformance;
+// tower-sessions specifics: the id mapping, collisions, save of unstored records, the real
+// `Session` type, error mapping, expiry dates.
+mod tower;
+// actix-session specifics: invalid keys, update of missing or undecodable sessions, texts kept
+// byte for byte, the real middleware.
+mod actix;
+// The shared representation: `Store::load::<Dict>`, `sessiondir show`, tower → actix.
+mod interop;

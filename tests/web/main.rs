@@ -1,0 +1,23 @@
+//! Tests of `sessiondir::axum`: one test binary, one module per area.
+//!
+//! Most tests serve the app of `app` in this process on a port of the OS's choosing and talk
+//! to it over real HTTP (ureq). The end-to-end tests re-run this very binary as worker
+//! processes (see `child`) serving one shared session directory.
+
+mod common;
+
+// The application under test, and the worker-process entry point that serves it.
+mod app;
+mod child;
+
+// Real worker processes, real HTTP, one cookie: exact totals with the check-out extractor,
+// lost updates without it.
+mod workers;
+// Cookie attributes; invalid, unknown and expired ids never adopted; no file for readers.
+mod cookies;
+// Success, error status, panic, failed check-in and lock timeout: what is written, what is not.
+mod outcomes;
+// The read-only extractor never waits for a holder.
+mod reads;
+// cycle_id: new id, new cookie, old id gone.
+mod cycle;
