@@ -24,10 +24,112 @@ pub enum Value {
     Text(String),
     /// Raw bytes.
     Bytes(Vec<u8>),
-    /// A list of values.
-    List(Vec<Value>),
-    /// A nested map.
-    Map(BTreeMap<String, Value>),
+    /// A list of values (nested at most [`MAX_NESTING`] deep).
+    List(#[serde(with = "nesting::list")] Vec<Value>),
+    /// A nested map (nested at most [`MAX_NESTING`] deep).
+    Map(#[serde(with = "nesting::map")] BTreeMap<String, Value>),
+}
+
+/// How deeply lists and maps may nest inside a [`Value`]. Deeper data is refused when it is
+/// written ([`Error::Encode`](crate::Error::Encode)) and when it is read
+/// ([`Error::Decode`](crate::Error::Decode)) instead of overflowing the stack.
+pub const MAX_NESTING: usize = 128;
+
+/// The recursive variants of [`Value`] on the wire: nesting bounded by [`MAX_NESTING`], and a
+/// list's claimed length reserves nothing, so a damaged or hostile file's length fields cannot
+/// make a read allocate more than its bytes describe.
+mod nesting {
+    use std::cell::Cell;
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, ser};
+
+    use super::{MAX_NESTING, Value};
+
+    thread_local! {
+        /// Lists and maps entered by the encoding or decoding running on this thread.
+        static DEPTH: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// One level of nesting, left when dropped (on errors and unwinding too).
+    struct Level;
+
+    impl Level {
+        fn enter() -> Option<Level> {
+            DEPTH.with(|depth| {
+                let d = depth.get();
+                (d < MAX_NESTING).then(|| {
+                    depth.set(d + 1);
+                    Level
+                })
+            })
+        }
+    }
+
+    impl Drop for Level {
+        fn drop(&mut self) {
+            DEPTH.with(|depth| depth.set(depth.get() - 1));
+        }
+    }
+
+    fn too_deep() -> String {
+        format!("lists and maps nested more than {MAX_NESTING} levels deep")
+    }
+
+    pub(super) mod list {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(items: &[Value], s: S) -> Result<S::Ok, S::Error> {
+            let _level = Level::enter().ok_or_else(|| ser::Error::custom(too_deep()))?;
+            items.serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
+            let _level = Level::enter().ok_or_else(|| de::Error::custom(too_deep()))?;
+            d.deserialize_seq(Items)
+        }
+
+        struct Items;
+
+        impl<'de> Visitor<'de> for Items {
+            type Value = Vec<Value>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of values")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+                // Grown as elements arrive: the claimed length reserves nothing.
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(items)
+            }
+        }
+    }
+
+    pub(super) mod map {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            map: &BTreeMap<String, Value>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            let _level = Level::enter().ok_or_else(|| ser::Error::custom(too_deep()))?;
+            map.serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<BTreeMap<String, Value>, D::Error> {
+            let _level = Level::enter().ok_or_else(|| de::Error::custom(too_deep()))?;
+            // A B-tree reserves nothing ahead of its entries.
+            BTreeMap::deserialize(d)
+        }
+    }
 }
 
 impl Value {
@@ -283,5 +385,36 @@ mod tests {
             })
         );
         assert_eq!(d.get_str("name"), Some("ada"));
+    }
+
+    fn nested_lists(depth: usize) -> Value {
+        (0..depth).fold(Value::Null, |inner, _| Value::List(vec![inner]))
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_round_trips_and_deeper_is_refused_both_ways() {
+        let mut ok = Dict::new();
+        ok.insert("v", nested_lists(MAX_NESTING));
+        let bytes = postcard::to_allocvec(&ok).expect("encode at the limit");
+        let back: Dict = postcard::from_bytes(&bytes).expect("decode at the limit");
+        assert_eq!(back, ok);
+
+        let mut deep = Dict::new();
+        deep.insert("v", nested_lists(MAX_NESTING + 1));
+        assert!(
+            postcard::to_allocvec(&deep).is_err(),
+            "encoded past the limit"
+        );
+        // The same bytes with one more level, made by hand: refused on read.
+        let mut raw = vec![1, 1, b'v'];
+        raw.extend(std::iter::repeat_n([6u8, 1], MAX_NESTING + 1).flatten());
+        raw.push(0);
+        assert!(
+            postcard::from_bytes::<Dict>(&raw).is_err(),
+            "decoded past the limit"
+        );
+        // And the counter is back at zero after errors: the limit case still works.
+        let again: Dict = postcard::from_bytes(&bytes).expect("decode at the limit again");
+        assert_eq!(again, ok);
     }
 }

@@ -298,11 +298,61 @@ pub(crate) fn read_header(path: &Path) -> Result<Option<Header>, Error> {
     let Some(file) = open_for_read(path)? else {
         return Ok(None);
     };
+    read_header_from(&file, path).map(Some)
+}
+
+/// Reads and verifies the header of an open file, from its current offset.
+fn read_header_from(file: &File, path: &Path) -> Result<Header, Error> {
     let mut buf = [0u8; HEADER_LEN];
-    let filled = read_full(&file, path, &mut buf)?;
-    Header::decode(path, &buf[..filled])
-        .map(Some)
-        .map_err(|e| not_a_file_or(&file, path, e))
+    let filled = read_full(file, path, &mut buf)?;
+    Header::decode(path, &buf[..filled]).map_err(|e| not_a_file_or(file, path, e))
+}
+
+/// Both lock-free readers run on one open file, for the fuzz targets in `fuzz/` and their
+/// regression test; see [`crate::fuzzing`]. Not a stable API.
+///
+/// The first result is what [`Store::info`](crate::Store::info) (and gc, and the watcher) makes
+/// of the file: its header alone. The second is what [`Store::inspect`](crate::Store::inspect)
+/// makes of it: the whole file, verified, then the payload decoded as a [`Dict`](crate::Dict).
+/// Both read from offset 0, through the same functions the store calls once it has opened the
+/// file; the id in the results is a fixed placeholder.
+#[cfg(feature = "fuzzing")]
+pub fn read_session_file(
+    file: &File,
+    max_payload: u64,
+) -> (
+    Result<crate::SessionInfo, Error>,
+    Result<crate::Snapshot<crate::Dict>, Error>,
+) {
+    use std::io::{Seek, SeekFrom};
+
+    use crate::{Dict, SessionId, SessionInfo, Snapshot};
+
+    // Each reader starts at offset 0, as on a freshly opened file.
+    fn rewind(mut file: &File, path: &Path) -> Result<(), Error> {
+        file.seek(SeekFrom::Start(0))
+            .map(drop)
+            .map_err(|e| Error::io("seek", path, e))
+    }
+    fn placeholder() -> Result<SessionId, Error> {
+        SessionId::parse("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+    }
+    fn info(file: &File, path: &Path) -> Result<SessionInfo, Error> {
+        rewind(file, path)?;
+        let header = read_header_from(file, path)?;
+        Ok(SessionInfo::from_header(placeholder()?, &header))
+    }
+    fn snapshot(file: &File, path: &Path, max_payload: u64) -> Result<Snapshot<Dict>, Error> {
+        rewind(file, path)?;
+        let frame = read_frame_from(file, path, max_payload)?;
+        Ok(Snapshot {
+            data: frame.decode(path)?,
+            info: SessionInfo::from_header(placeholder()?, &frame.header),
+        })
+    }
+
+    let path = Path::new("fuzz-input");
+    (info(file, path), snapshot(file, path, max_payload))
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -130,7 +130,7 @@ mod watch;
 
 pub use checkout::Checkout;
 pub use config::{Durability, Expiry, StoreBuilder};
-pub use dict::{Dict, Value, WrongType};
+pub use dict::{Dict, MAX_NESTING, Value, WrongType};
 pub use error::{CheckinError, Corruption, Error};
 pub use format::{FORMAT_VERSION, HEADER_LEN};
 pub use gc::{GcPolicy, GcReport};
@@ -141,3 +141,12 @@ pub use observer::{AcquiredBy, Acquisition, LockStats, Observer};
 pub use store::Store;
 pub use tidy::TidyReport;
 pub use watch::{Change, ChangeKind, Watch};
+
+/// Entry points for the fuzz targets in `fuzz/` and their regression test
+/// (`tests/it/fuzz_regressions.rs`). **Not a stable API**: it exists only for fuzzing, is
+/// compiled only with the `fuzzing` feature, and may change or go away in any release.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::format::read_session_file;
+}

@@ -22,6 +22,8 @@ mod invalid_ids;
 mod corrupt_files;
 // Disk full, file-size limits, and session or lock files changed under a live store.
 mod faults;
+// Fuzz targets' seeds and past crashes (fuzz/), replayed through the real store.
+mod fuzz_regressions;
 // Hostile neighbours: planted symlinks (nothing outside the store created, read or changed),
 // owner-only modes under umask 0, shared directories refused, more hostile ids.
 mod hostile;
