@@ -37,6 +37,8 @@ done
 echo "built in $(( $(date +%s) - start )) s"
 
 triple=$(rustc -vV | sed -n 's/^host: //p')
+# Where cargo put the binaries: fuzz/target, or wherever CARGO_TARGET_DIR says.
+target_dir=${CARGO_TARGET_DIR:-target}
 max_len() {
   case "$1" in
     decode) echo 16384 ;;
@@ -55,7 +57,7 @@ for target in "${targets[@]}"; do
   status=0
   (
     ulimit -s 1024
-    exec nice -n 19 "target/$triple/release/$target" \
+    exec nice -n 19 "$target_dir/$triple/release/$target" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len "$target")" \
       -print_final_stats=1 -artifact_prefix="artifacts/$target/" \
       "corpus/$target" "seeds/$target" "regressions/$target"
