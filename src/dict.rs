@@ -23,7 +23,7 @@ pub enum Value {
     /// UTF-8 text.
     Text(String),
     /// Raw bytes.
-    Bytes(Vec<u8>),
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A list of values (nested at most [`MAX_NESTING`] deep).
     List(#[serde(with = "nesting::list")] Vec<Value>),
     /// A nested map (nested at most [`MAX_NESTING`] deep).
@@ -385,6 +385,20 @@ mod tests {
             })
         );
         assert_eq!(d.get_str("name"), Some("ada"));
+    }
+
+    #[test]
+    fn bytes_keep_their_wire_format_length_then_raw_bytes() {
+        // serde_bytes only changes how the bytes travel through serde (one slice instead of a
+        // sequence of u8s); postcard writes both the same way: the files do not change.
+        let mut d = Dict::new();
+        d.insert("b", Value::Bytes(vec![1, 2, 3]));
+        let bytes = postcard::to_allocvec(&d).expect("encode");
+        assert_eq!(bytes, [1, 1, b'b', 5, 3, 1, 2, 3]);
+        let as_seq = postcard::to_allocvec(&(1u8, "b", 5u8, vec![1u8, 2, 3])).expect("encode");
+        assert_eq!(bytes, as_seq);
+        let back: Dict = postcard::from_bytes(&bytes).expect("decode");
+        assert_eq!(back, d);
     }
 
     fn nested_lists(depth: usize) -> Value {
