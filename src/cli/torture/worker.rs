@@ -143,12 +143,15 @@ impl Worker {
         let (i, target) = self.pool_target();
         self.journal.begin(Op::PoolIncrement, &target)?;
         match increment(&self.store, &self.pool[i], &self.key) {
-            Ok(v) => {
+            Ok(Ok(v)) => {
                 self.acked.insert(i, v);
                 self.journal
                     .ack(Op::PoolIncrement, &target, &v.to_string())?;
             }
-            Err(e) => self.journal.unexpected(Op::PoolIncrement, &target, &e)?,
+            Ok(Err(m)) => self.journal.unexpected(Op::PoolIncrement, &target, &m)?,
+            Err(e) => self
+                .journal
+                .unexpected(Op::PoolIncrement, &target, &e.to_string())?,
         }
         Ok(())
     }
@@ -245,18 +248,9 @@ impl Worker {
         let Some(k) = self.pick() else { return Ok(()) };
         let id = self.owned[k].id;
         self.journal.begin(Op::Increment, id.as_str())?;
-        let result = (|| {
-            let mut co = self.store.checkout::<Dict>(&id)?;
-            let v = co.data_mut().increment("v", 1);
-            co.check_in().map_err(|e| e.into_parts().0)?;
-            Ok(v)
-        })();
-        match result {
+        match increment(&self.store, &id, "v") {
             Ok(Ok(v)) => self.settle(k, Op::Increment, Ok(v.to_string())),
-            Ok(Err(wrong)) => {
-                let m = format!("v is not a counter: {wrong}");
-                Ok(self.journal.unexpected(Op::Increment, id.as_str(), &m)?)
-            }
+            Ok(Err(m)) => Ok(self.journal.unexpected(Op::Increment, id.as_str(), &m)?),
             Err(e) => self.settle(k, Op::Increment, Err(e)),
         }
     }
@@ -350,13 +344,15 @@ impl Worker {
     }
 }
 
-/// Checks `id` out, increments `key`, checks it in; the new value, or what went wrong.
-fn increment(store: &Store, id: &SessionId, key: &str) -> Result<i64, String> {
-    let mut co = store.checkout::<Dict>(id).map_err(|e| e.to_string())?;
-    let v = co
-        .data_mut()
-        .increment(key, 1)
-        .map_err(|e| format!("{key} is not a counter: {e}"))?;
-    co.check_in().map_err(|e| e.error().to_string())?;
-    Ok(v)
+/// Checks `id` out, increments `key`, checks it in. `Ok(Ok(new value))`; `Ok(Err(message))`
+/// when `key` holds something that is not a counter (released, nothing written); `Err` when
+/// the store failed.
+fn increment(store: &Store, id: &SessionId, key: &str) -> Result<Result<i64, String>, Error> {
+    let mut co = store.checkout::<Dict>(id)?;
+    let v = match co.data_mut().increment(key, 1) {
+        Ok(v) => v,
+        Err(wrong) => return Ok(Err(format!("{key} is not a counter: {wrong}"))),
+    };
+    co.check_in().map_err(|e| e.into_parts().0)?;
+    Ok(Ok(v))
 }
