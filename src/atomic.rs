@@ -31,7 +31,7 @@ pub(crate) enum Target {
 /// A failed atomic operation: before its rename or unlink (nothing changed on disk), or after
 /// it (the change is in place, but the directory sync that makes it durable failed).
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub enum Failure {
     Before(Error),
     After(Error),
 }

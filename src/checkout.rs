@@ -6,13 +6,15 @@
 //! check-in hands the guard back inside [`CheckinError`].
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::acquire::{self, Held, Wait};
 use crate::atomic::{self, Target};
+use crate::backend::Backend;
+use crate::backend::sealed::{self, Held as _};
 use crate::config::Expiry;
 use crate::error::{CheckinError, Error};
 use crate::format::{self, Frame, Header};
@@ -27,17 +29,25 @@ use crate::store::Store;
 /// While it exists, no other thread or process can check the session out, delete it, cycle
 /// its id, touch it or garbage-collect it; lock-free [`Store::load`]s still see the last
 /// checked-in version.
+///
+/// One guard type serves every [`Backend`]: `Checkout<T>` is a check-out of the session
+/// directory ([`Store`]); with the `redis` feature, `Checkout<T, RedisStore>` is one of Redis.
 #[must_use = "dropping a Checkout releases it without writing; call check_in to save"]
-pub struct Checkout<T> {
-    locked: Locked,
+pub struct Checkout<T, B: Backend = Store> {
+    held: B::Held,
     header: Header,
     data: T,
 }
 
-impl<T> Checkout<T> {
+impl<T, B: Backend> Checkout<T, B> {
+    /// Assembles a guard from a held lock and what was read under it.
+    pub(crate) fn from_parts(held: B::Held, header: Header, data: T) -> Self {
+        Checkout { held, header, data }
+    }
+
     /// The session's id (changes after [`cycle_id`](Self::cycle_id)).
     pub fn id(&self) -> &SessionId {
-        &self.locked.id
+        self.held.id()
     }
 
     /// The session data.
@@ -52,12 +62,12 @@ impl<T> Checkout<T> {
 
     /// The header as of check-out (or the last [`save`](Self::save)).
     pub fn info(&self) -> SessionInfo {
-        SessionInfo::from_header(self.locked.id, &self.header)
+        SessionInfo::from_header(*self.held.id(), &self.header)
     }
 
     /// How the lock was obtained and how long it took.
     pub fn acquisition(&self) -> &Acquisition {
-        &self.locked.acquisition
+        self.held.acquisition()
     }
 
     /// Changes the expiry rule; written by the next check-in or save.
@@ -71,9 +81,10 @@ impl<T> Checkout<T> {
     pub fn release(self) {}
 
     /// Deletes the session. Waiters for it get [`Error::Deleted`]. [`Error::LockLost`] (nothing
-    /// deleted) if the lock file was removed from the store while held.
+    /// deleted) if the lock file was removed from the store while held; with Redis,
+    /// [`Error::Conflict`] if the lease ran out and another holder may have taken over.
     pub fn delete(self) -> Result<(), Error> {
-        self.locked.remove().map(drop)
+        self.held.remove().map(drop)
     }
 
     /// Moves the session, as last written, to a new id and keeps it checked out under that id
@@ -83,16 +94,28 @@ impl<T> Checkout<T> {
     /// the new id. [`Error::LockLost`] (nothing moved) if the lock file was removed from the
     /// store while held.
     pub fn cycle_id(&mut self) -> Result<SessionId, Error> {
-        self.locked.cycle()
+        self.held.cycle()
     }
 
     /// Unwraps the data, releasing the session without writing.
     pub fn into_data(self) -> T {
         self.data
     }
+
+    /// The held lock, for backend-specific methods (a Redis lease's fence and extension).
+    #[cfg(feature = "redis")]
+    pub(crate) fn held(&self) -> &B::Held {
+        &self.held
+    }
+
+    /// The held lock, mutably.
+    #[cfg(feature = "redis")]
+    pub(crate) fn held_mut(&mut self) -> &mut B::Held {
+        &mut self.held
+    }
 }
 
-impl<T: Serialize> Checkout<T> {
+impl<T: Serialize, B: Backend> Checkout<T, B> {
     /// Writes the data atomically and releases the session.
     ///
     /// On failure the guard comes back inside the error, still holding the lock, and the
@@ -100,8 +123,8 @@ impl<T: Serialize> Checkout<T> {
     /// [`Durability::FileAndDirectory`](crate::Durability), if only the directory sync after
     /// the rename failed, the new version is already in place (but may not survive a power
     /// loss); checking in again is safe.
-    pub fn check_in(mut self) -> Result<(), CheckinError<T>> {
-        match self.write() {
+    pub fn check_in(mut self) -> Result<(), CheckinError<T, B>> {
+        match self.write(true) {
             Ok(()) => Ok(()),
             Err(error) => Err(CheckinError {
                 error,
@@ -112,10 +135,10 @@ impl<T: Serialize> Checkout<T> {
 
     /// Writes the data atomically and keeps the session checked out.
     pub fn save(&mut self) -> Result<(), Error> {
-        self.write()
+        self.write(false)
     }
 
-    fn write(&mut self) -> Result<(), Error> {
+    fn write(&mut self, then_release: bool) -> Result<(), Error> {
         let now = format::now_ms();
         let header = Header {
             generation: self.header.generation.wrapping_add(1),
@@ -123,9 +146,9 @@ impl<T: Serialize> Checkout<T> {
             expires_ms: next_expiry(&self.header, now),
             ..self.header
         };
-        let max = self.locked.store.shared.config.max_session_size;
-        let (bytes, header) = format::encode(&self.locked.data_path, header, &self.data, max)?;
-        match self.locked.write(&bytes) {
+        let max = self.held.max_payload();
+        let (bytes, header) = format::encode(self.held.location(), header, &self.data, max)?;
+        match self.held.write(&bytes, &self.header, &header, then_release) {
             Ok(()) => {
                 self.header = header;
                 Ok(())
@@ -145,21 +168,32 @@ impl<T: DeserializeOwned> Checkout<T> {
         let locked = Locked::acquire(store, id, wait)?;
         let frame = locked.read_live()?;
         let data = frame.decode(&locked.data_path)?;
-        Ok(Checkout {
-            header: frame.header,
-            locked,
-            data,
-        })
+        Ok(Checkout::from_parts(locked, frame.header, data))
     }
 }
 
-impl<T> fmt::Debug for Checkout<T> {
+impl<T, B: Backend> fmt::Debug for Checkout<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Checkout")
-            .field("id", &self.locked.id)
+            .field("id", self.held.id())
             .field("generation", &self.header.generation)
             .finish_non_exhaustive()
     }
+}
+
+/// The header of a header-only rewrite (touch, set_expiry): the next generation, modified now,
+/// and either a new expiry rule or the current one re-applied; the payload fields unchanged.
+pub(crate) fn rewritten_header(previous: &Header, expiry: Option<Expiry>, now_ms: u64) -> Header {
+    let mut header = Header {
+        generation: previous.generation.wrapping_add(1),
+        modified_ms: now_ms,
+        ..*previous
+    };
+    match expiry {
+        Some(expiry) => (header.expires_ms, header.ttl_ms) = expiry_fields(expiry, now_ms),
+        None => header.expires_ms = next_expiry(previous, now_ms),
+    }
+    header
 }
 
 /// Sliding sessions move their expiry on every write; fixed ones keep it.
@@ -172,17 +206,54 @@ fn next_expiry(h: &Header, now_ms: u64) -> u64 {
 }
 
 /// A held session lock, before (or without) decoding the data: what delete, cycle and touch
-/// need, and what [`Checkout`] is built on.
-pub(crate) struct Locked {
-    pub store: Store,
-    pub id: SessionId,
-    pub data_path: PathBuf,
-    pub acquisition: Acquisition,
+/// need, and what [`Checkout`] is built on. (Nominally `pub`: it is the directory store's
+/// `Backend::Held`; the module is private.)
+pub struct Locked {
+    pub(crate) store: Store,
+    pub(crate) id: SessionId,
+    pub(crate) data_path: PathBuf,
+    pub(crate) acquisition: Acquisition,
     held: Held,
 }
 
+impl sealed::Held for Locked {
+    fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    fn location(&self) -> &Path {
+        &self.data_path
+    }
+
+    fn acquisition(&self) -> &Acquisition {
+        &self.acquisition
+    }
+
+    fn max_payload(&self) -> u64 {
+        self.store.shared.config.max_session_size
+    }
+
+    fn write(
+        &mut self,
+        bytes: &[u8],
+        _previous: &Header,
+        _next: &Header,
+        _then_release: bool,
+    ) -> Result<(), atomic::Failure> {
+        Locked::write(self, bytes)
+    }
+
+    fn remove(self) -> Result<bool, Error> {
+        Locked::remove(self)
+    }
+
+    fn cycle(&mut self) -> Result<SessionId, Error> {
+        Locked::cycle(self)
+    }
+}
+
 impl Locked {
-    pub fn acquire(store: &Store, id: &SessionId, wait: Wait) -> Result<Self, Error> {
+    pub(crate) fn acquire(store: &Store, id: &SessionId, wait: Wait) -> Result<Self, Error> {
         let (held, acquisition) = acquire::acquire(&store.shared, id, wait)?;
         Ok(Locked {
             store: store.clone(),
@@ -194,7 +265,7 @@ impl Locked {
     }
 
     /// Reads the session file under the lock; missing or expired is an error.
-    pub fn read_live(&self) -> Result<Frame, Error> {
+    pub(crate) fn read_live(&self) -> Result<Frame, Error> {
         let max = self.store.shared.config.max_session_size;
         let Some(frame) = format::read_frame(&self.data_path, max)? else {
             return Err(self.vanished());
@@ -206,7 +277,7 @@ impl Locked {
     }
 
     /// Checks the session file exists and has not expired, reading the header only.
-    pub fn require_live(&self) -> Result<(), Error> {
+    pub(crate) fn require_live(&self) -> Result<(), Error> {
         match format::read_header(&self.data_path)? {
             None => Err(self.vanished()),
             Some(h) if h.is_expired(format::now_ms()) => Err(Error::Expired { id: self.id }),
@@ -222,7 +293,7 @@ impl Locked {
     }
 
     /// Replaces the session file (check-in, touch), after checking the lock is still ours.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), atomic::Failure> {
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), atomic::Failure> {
         let config = &self.store.shared.config;
         atomic::write(
             &self.data_path,
@@ -237,18 +308,9 @@ impl Locked {
 
     /// Rewrites the header with a new generation and modification time (and optionally a new
     /// expiry rule), copying the payload bytes unchanged.
-    pub fn rewrite_header(&mut self, expiry: Option<Expiry>) -> Result<SessionInfo, Error> {
+    pub(crate) fn rewrite_header(&mut self, expiry: Option<Expiry>) -> Result<SessionInfo, Error> {
         let frame = self.read_live()?;
-        let now = format::now_ms();
-        let mut header = Header {
-            generation: frame.header.generation.wrapping_add(1),
-            modified_ms: now,
-            ..frame.header
-        };
-        match expiry {
-            Some(expiry) => (header.expires_ms, header.ttl_ms) = expiry_fields(expiry, now),
-            None => header.expires_ms = next_expiry(&frame.header, now),
-        }
+        let header = rewritten_header(&frame.header, expiry, format::now_ms());
         self.write(&format::reframe(header, frame.payload()))
             .map_err(atomic::Failure::into_error)?;
         Ok(SessionInfo::from_header(self.id, &header))
@@ -257,7 +319,7 @@ impl Locked {
     /// Deletes the session file, then its lock file, then releases the lock (in that order, so
     /// that a lock file is only ever unlinked after its session file). `Ok(false)`: the session
     /// file was already gone.
-    pub fn remove(mut self) -> Result<bool, Error> {
+    pub(crate) fn remove(mut self) -> Result<bool, Error> {
         // As before a write: if our lock file was removed under us, another process may hold
         // the session through a new one; deleting would pull it from under that holder (and
         // unlink its lock file). Refuse with `LockLost` (tests/it/faults.rs).
@@ -281,7 +343,7 @@ impl Locked {
 
     /// Moves the session file to a fresh id whose lock we create and hold, then retires the old
     /// lock file. No moment exists at which both ids are valid.
-    pub fn cycle(&mut self) -> Result<SessionId, Error> {
+    pub(crate) fn cycle(&mut self) -> Result<SessionId, Error> {
         // As before a write: a holder whose lock file was removed under it must not move the
         // session, or the fresh lock of the new id would let its stale data overwrite what
         // another holder checked in meanwhile. Refuse with `LockLost` (tests/it/faults.rs).

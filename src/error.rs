@@ -12,8 +12,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::backend::Backend;
 use crate::checkout::Checkout;
 use crate::id::SessionId;
+use crate::store::Store;
 
 /// Everything that can go wrong in a store operation.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,33 @@ pub enum Error {
         id: SessionId,
         /// Its lock file.
         path: PathBuf,
+    },
+    /// The check-out no longer owns the session, so nothing was written: another holder took
+    /// it over (a Redis lease that ran out, or, with fencing, a session file replaced by a
+    /// version this check-out did not read). Check the session out again and redo the change.
+    #[error(
+        "session {id} was taken over while checked out (this check-out holds {held}, the store has {}); nothing was written",
+        found.map_or_else(|| "no holder".to_owned(), |f| f.to_string())
+    )]
+    Conflict {
+        /// The session.
+        id: SessionId,
+        /// This check-out's fencing number (Redis) or the generation it read (directory).
+        held: u64,
+        /// What the store has now: the current holder's fencing number or the generation on
+        /// disk; `None` when nobody holds the session any more.
+        found: Option<u64>,
+    },
+    /// A command to the Redis or Valkey server failed (connection, timeout, or a server error).
+    #[cfg(feature = "redis")]
+    #[error("redis {op} of {key}: {source}")]
+    Redis {
+        /// The operation ("check out", "check in", "load", ...).
+        op: &'static str,
+        /// The key it was applied to, with the server's address.
+        key: String,
+        /// The client's error.
+        source: redis::RedisError,
     },
     /// A session file is damaged: it is left where it is and other sessions are unaffected.
     #[error("corrupt session file {}: {kind}", path.display())]
@@ -188,7 +217,8 @@ impl Error {
             | Error::Deleted { id }
             | Error::Busy { id }
             | Error::LockTimeout { id, .. }
-            | Error::LockLost { id, .. } => Some(id),
+            | Error::LockLost { id, .. }
+            | Error::Conflict { id, .. } => Some(id),
             _ => None,
         }
     }
@@ -260,30 +290,30 @@ impl fmt::Display for Corruption {
 
 /// A failed [`Checkout::check_in`]: the error, and the check-out handed back still locked, with
 /// its data unchanged, so the caller can retry or release it.
-pub struct CheckinError<T> {
+pub struct CheckinError<T, B: Backend = Store> {
     pub(crate) error: Error,
     // Boxed: a check-out is large and the error path is the rare one.
-    pub(crate) checkout: Box<Checkout<T>>,
+    pub(crate) checkout: Box<Checkout<T, B>>,
 }
 
-impl<T> CheckinError<T> {
+impl<T, B: Backend> CheckinError<T, B> {
     /// What went wrong.
     pub fn error(&self) -> &Error {
         &self.error
     }
 
     /// Takes back the check-out (still holding the lock) to retry or release it.
-    pub fn into_checkout(self) -> Checkout<T> {
+    pub fn into_checkout(self) -> Checkout<T, B> {
         *self.checkout
     }
 
     /// Splits into the error and the check-out.
-    pub fn into_parts(self) -> (Error, Checkout<T>) {
+    pub fn into_parts(self) -> (Error, Checkout<T, B>) {
         (self.error, *self.checkout)
     }
 }
 
-impl<T> fmt::Debug for CheckinError<T> {
+impl<T, B: Backend> fmt::Debug for CheckinError<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CheckinError")
             .field("error", &self.error)
@@ -292,7 +322,7 @@ impl<T> fmt::Debug for CheckinError<T> {
     }
 }
 
-impl<T> fmt::Display for CheckinError<T> {
+impl<T, B: Backend> fmt::Display for CheckinError<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -303,14 +333,14 @@ impl<T> fmt::Display for CheckinError<T> {
     }
 }
 
-impl<T> std::error::Error for CheckinError<T> {
+impl<T, B: Backend> std::error::Error for CheckinError<T, B> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.error)
     }
 }
 
-impl<T> From<CheckinError<T>> for Error {
-    fn from(e: CheckinError<T>) -> Self {
+impl<T, B: Backend> From<CheckinError<T, B>> for Error {
+    fn from(e: CheckinError<T, B>) -> Self {
         e.error
     }
 }

@@ -36,7 +36,7 @@ const MAGIC: &[u8; 4] = b"SDIR";
 
 /// The decoded header of a session file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Header {
+pub struct Header {
     pub generation: u64,
     pub created_ms: u64,
     pub modified_ms: u64,
@@ -187,12 +187,19 @@ impl Frame {
         &self.bytes[HEADER_LEN..]
     }
 
-    /// Decodes the payload as `T`.
+    /// Decodes the payload as `T`. The whole payload must be one `T`: bytes left over mean
+    /// the session holds another type whose encoding merely starts like a `T` (a one-entry
+    /// `Dict` reads as far as a one-element list of strings), and that is a decoding error,
+    /// not a silently shortened session.
     pub fn decode<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<T, Error> {
-        postcard::from_bytes(self.payload()).map_err(|source| Error::Decode {
+        let error = |source| Error::Decode {
             path: path.to_path_buf(),
             source,
-        })
+        };
+        match postcard::take_from_bytes(self.payload()).map_err(error)? {
+            (value, []) => Ok(value),
+            (_, _rest) => Err(error(postcard::Error::DeserializeBadEncoding)),
+        }
     }
 }
 
@@ -241,7 +248,16 @@ pub(crate) fn read_frame_from(file: &File, path: &Path, max_payload: u64) -> Res
         }
     }
     bytes.truncate(filled);
-    let header = Header::decode(path, &bytes).map_err(|e| not_a_file_or(file, path, e))?;
+    parse_frame(path, bytes, max_payload).map_err(|e| match e {
+        Error::Corrupt { .. } => not_a_file_or(file, path, e),
+        e => e,
+    })
+}
+
+/// Verifies a whole session frame held in memory (a file's bytes, or a Redis value): header,
+/// length and payload checksum. `path` names where the bytes came from, for errors.
+pub(crate) fn parse_frame(path: &Path, bytes: Vec<u8>, max_payload: u64) -> Result<Frame, Error> {
+    let header = Header::decode(path, &bytes)?;
     let expected = HEADER_LEN as u64 + u64::from(header.payload_len);
     if u64::from(header.payload_len) > max_payload {
         return Err(Error::TooLarge {

@@ -80,6 +80,21 @@ pub struct Snapshot<T> {
 }
 
 /// Applies an expiry rule at time `now_ms`: returns `(expires_ms, ttl_ms)` for the header.
+/// The header of a new session: generation 1, created and modified now, the expiry rule
+/// applied (payload length and checksum are filled in by encoding).
+pub(crate) fn new_header(expiry: Expiry, now_ms: u64) -> Header {
+    let (expires_ms, ttl_ms) = expiry_fields(expiry, now_ms);
+    Header {
+        generation: 1,
+        created_ms: now_ms,
+        modified_ms: now_ms,
+        expires_ms,
+        ttl_ms,
+        payload_len: 0,
+        payload_crc: 0,
+    }
+}
+
 pub(crate) fn expiry_fields(expiry: Expiry, now_ms: u64) -> (u64, u64) {
     match expiry {
         Expiry::Never => (0, 0),

@@ -91,12 +91,24 @@
 //! default, follows `cycle_id`, and an id the client sends is used only if a live session has
 //! it (a fresh session otherwise, created only when a handler writes to it).
 //!
+//! ## Beyond one machine
+//!
+//! [`Backend`] is the session API both stores offer. With the `redis` feature,
+//! `sessiondir::redis::RedisStore` keeps sessions on a Redis or Valkey server: leases with a
+//! random token and a fencing number, verified by server-side scripts at check-in, release and
+//! extension, so a holder stalled past its lease can never overwrite the next holder's data
+//! ([`Error::Conflict`]). Code written against `B: Backend` switches stores with one
+//! constructor; code that names [`Store`] pays nothing for the seam.
+//!
 //! The on-disk layout, file format, lock protocol and its invariants are argued in
 //! `docs/design.md`.
 
 // A tower layer and extractors holding a session checked out for a whole axum request.
 #[cfg(feature = "axum")]
 pub mod axum;
+// The same sessions on a Redis or Valkey server, behind the same `Backend` API.
+#[cfg(feature = "redis")]
+pub mod redis;
 // A tower-sessions `SessionStore` on a session directory.
 #[cfg(feature = "tower-sessions")]
 pub mod tower;
@@ -109,6 +121,7 @@ mod json_record;
 
 mod acquire;
 mod atomic;
+mod backend;
 mod checkout;
 mod config;
 mod courtesy;
@@ -128,6 +141,7 @@ mod tidy;
 mod wake;
 mod watch;
 
+pub use backend::Backend;
 pub use checkout::Checkout;
 pub use config::{Durability, Expiry, StoreBuilder};
 pub use dict::{Dict, MAX_NESTING, Value, WrongType};

@@ -12,9 +12,9 @@ use crate::checkout::{Checkout, Locked};
 use crate::config::{Config, Expiry, StoreBuilder};
 use crate::courtesy::Courtesy;
 use crate::error::Error;
-use crate::format::{self, Header};
+use crate::format;
 use crate::id::SessionId;
-use crate::info::{SessionInfo, Snapshot, expiry_fields};
+use crate::info::{SessionInfo, Snapshot, new_header};
 use crate::layout::Layout;
 use crate::local::LocalLocks;
 use crate::lock;
@@ -123,13 +123,7 @@ impl Store {
         data: &T,
         expiry: Expiry,
     ) -> Result<SessionId, Error> {
-        loop {
-            let id = SessionId::generate()?;
-            if self.create_at(&id, data, expiry)? {
-                return Ok(id);
-            }
-            // Id collision: draw again.
-        }
+        crate::backend::create_under_new_id(|id| self.create_at(id, data, expiry))
     }
 
     /// Creates a session under an id the caller drew, for frameworks that issue their own ids
@@ -145,11 +139,7 @@ impl Store {
         data: &T,
         expiry: Expiry,
     ) -> Result<(), Error> {
-        if self.create_at(id, data, expiry)? {
-            Ok(())
-        } else {
-            Err(Error::AlreadyExists { id: *id })
-        }
+        crate::backend::created_or_taken(id, self.create_at(id, data, expiry)?)
     }
 
     /// Creates session `id` unless something already has its id: `Ok(false)`, nothing written.
@@ -160,17 +150,7 @@ impl Store {
         expiry: Expiry,
     ) -> Result<bool, Error> {
         let shared = &*self.shared;
-        let now = format::now_ms();
-        let (expires_ms, ttl_ms) = expiry_fields(expiry, now);
-        let header = Header {
-            generation: 1,
-            created_ms: now,
-            modified_ms: now,
-            expires_ms,
-            ttl_ms,
-            payload_len: 0,
-            payload_crc: 0,
-        };
+        let header = new_header(expiry, format::now_ms());
         let data_path = shared.layout.data_path(id);
         // Encode first: a session that cannot be encoded never touches the disk.
         let (bytes, _) = format::encode(&data_path, header, data, shared.config.max_session_size)?;

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use sessiondir::Backend as _;
+use sessiondir::redis::RedisStore;
 use sessiondir::{Dict, SessionId, Store, Value};
 
 use super::{Failure, durability, require_empty};
@@ -27,6 +29,7 @@ use report::{Run, Summary};
 use workload::{Mode, Plan, WorkerResult};
 
 const IDS_FILE: &str = ".bench-ids";
+const REDIS_IDS_FILE: &str = ".bench-ids-redis";
 const FLOOR_DIR: &str = ".bench-floor";
 
 #[derive(Args)]
@@ -74,13 +77,36 @@ pub struct BenchArgs {
     /// Print one JSON line per worker count instead of the report.
     #[arg(long)]
     json: bool,
+    /// Which store to measure: the session directory, Redis/Valkey, or both side by side
+    /// (alternating rounds).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Dir)]
+    backend: BackendChoice,
+    /// The Redis or Valkey server for `--backend redis|both` (its sessions get a key prefix
+    /// of their own and are deleted afterwards).
+    #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
+    redis_url: String,
+}
+
+/// `--backend`: which store a bench measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// The session directory.
+    Dir,
+    /// A Redis or Valkey server (`--redis-url`).
+    Redis,
+    /// Both, in alternating rounds.
+    Both,
 }
 
 /// Which implementation a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum System {
+    /// The session directory store.
     Store = 0,
+    /// The bare-syscall floor.
     Floor = 1,
+    /// The Redis store.
+    Redis = 2,
 }
 
 impl System {
@@ -88,6 +114,7 @@ impl System {
         match self {
             System::Store => "sessiondir",
             System::Floor => "floor",
+            System::Redis => "redis",
         }
     }
 }
@@ -110,6 +137,18 @@ pub struct WorkerArgs {
     fsync: u8,
     #[arg(long)]
     seed: u64,
+    /// Run on this Redis server (with `--prefix`) instead of the directory.
+    #[arg(long)]
+    redis_url: Option<String>,
+    #[arg(long, default_value = "")]
+    prefix: String,
+}
+
+/// The Redis side of a bench: its store, sessions and key prefix.
+struct RedisSide {
+    store: RedisStore,
+    ids: Vec<SessionId>,
+    url: String,
 }
 
 /// Everything a run needs to know.
@@ -118,9 +157,10 @@ struct Bench<'a> {
     dir: PathBuf,
     store: Store,
     ids: Vec<SessionId>,
-    /// Ops acknowledged so far in this invocation, per system (store, floor): what the
+    redis: Option<RedisSide>,
+    /// Ops acknowledged so far in this invocation, per system (store, floor, redis): what the
     /// counters must add up to, since they all started at 0.
-    acknowledged: std::cell::Cell<[u64; 2]>,
+    acknowledged: std::cell::Cell<[u64; 3]>,
 }
 
 pub fn run(a: &BenchArgs) -> Result<(), Failure> {
@@ -149,31 +189,35 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
     } else {
         a.ladder.clone()
     };
-    let rounds = a.rounds.unwrap_or(if a.baseline { 3 } else { 1 }).max(1);
+    let mut systems = match a.backend {
+        BackendChoice::Dir => vec![System::Store],
+        BackendChoice::Redis => vec![System::Redis],
+        BackendChoice::Both => vec![System::Store, System::Redis],
+    };
+    if a.baseline {
+        systems.push(System::Floor);
+    }
+    let rounds = a
+        .rounds
+        .unwrap_or(if systems.len() > 1 { 3 } else { 1 })
+        .max(1);
     let mut summaries = Vec::new();
     let mut failed = Vec::new();
     for &workers in &steps {
-        let mut store_runs = Vec::new();
-        let mut floor_runs = Vec::new();
+        let mut runs: Vec<Vec<Run>> = systems.iter().map(|_| Vec::new()).collect();
         for round in 0..rounds {
-            // Alternate which system goes first, so neither always gets the warm cache.
-            let order = if a.baseline && round % 2 == 1 {
-                [Some(System::Floor), Some(System::Store)]
-            } else {
-                [Some(System::Store), a.baseline.then_some(System::Floor)]
-            };
-            for system in order.into_iter().flatten() {
-                let run = bench.run_once(system, workers, round)?;
-                match system {
-                    System::Store => store_runs.push(run),
-                    System::Floor => floor_runs.push(run),
-                }
+            // Rotate which system goes first, so none always gets the warm cache.
+            for k in 0..systems.len() {
+                let i = (k + round) % systems.len();
+                runs[i].push(bench.run_once(systems[i], workers, round)?);
             }
         }
-        let store = Summary::new(System::Store, workers, &store_runs);
-        let floor =
-            (!floor_runs.is_empty()).then(|| Summary::new(System::Floor, workers, &floor_runs));
-        for s in std::iter::once(&store).chain(floor.as_ref()) {
+        let step: Vec<Summary> = systems
+            .iter()
+            .zip(&runs)
+            .map(|(&system, runs)| Summary::new(system, workers, runs))
+            .collect();
+        for s in &step {
             if let Some(problem) = s.problem() {
                 failed.push(format!(
                     "{} with {workers} workers: {problem}",
@@ -183,12 +227,12 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
         }
         let mut out = std::io::stdout().lock();
         if a.json {
-            report::json_line(&mut out, a, rounds, &store, floor.as_ref())?;
+            report::json_line(&mut out, a, rounds, &step)?;
         } else {
-            report::human(&mut out, a, rounds, &store, floor.as_ref())?;
+            report::human(&mut out, a, rounds, &step)?;
         }
         out.flush()?;
-        summaries.push((store, floor));
+        summaries.push(step);
     }
     if let Some(path) = &a.plot {
         report::plot(path, &summaries).map_err(|e| {
@@ -198,7 +242,7 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
             println!("chart written to {}", path.display());
         }
     }
-    bench.cleanup();
+    bench.cleanup()?;
     if failed.is_empty() {
         Ok(())
     } else {
@@ -225,19 +269,51 @@ impl<'a> Bench<'a> {
         if args.baseline {
             workload::prepare_floor(&dir.join(FLOOR_DIR), args.sessions, args.payload)?;
         }
+        let redis = if args.backend == BackendChoice::Dir {
+            None
+        } else {
+            // A prefix of this run's own: several benches (or an application) can share the
+            // server, and cleanup deletes exactly what this run made.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let prefix = format!("sessiondir-bench:{}-{nanos}:", std::process::id());
+            let store = RedisStore::builder(&args.redis_url).prefix(prefix).open()?;
+            let ids = (0..args.sessions)
+                .map(|_| store.create(&data))
+                .collect::<Result<Vec<_>, _>>()?;
+            let list: String = ids.iter().map(|id| format!("{id}\n")).collect();
+            std::fs::write(dir.join(REDIS_IDS_FILE), list)?;
+            Some(RedisSide {
+                store,
+                ids,
+                url: args.redis_url.clone(),
+            })
+        };
         Ok(Bench {
             args,
             dir,
             store,
             ids,
-            acknowledged: std::cell::Cell::new([0, 0]),
+            redis,
+            acknowledged: std::cell::Cell::new([0; 3]),
         })
     }
 
-    fn cleanup(&self) {
+    /// Removes the floor's files, the bench's bookkeeping and its Redis sessions (the
+    /// directory store's sessions stay, for inspection, in a `--dir` given by the user).
+    fn cleanup(&self) -> Result<(), Failure> {
         let _ = std::fs::remove_dir_all(self.dir.join(FLOOR_DIR));
-        #[allow(clippy::disallowed_methods)] // the bench's own bookkeeping file, not a session
-        let _ = std::fs::remove_file(self.dir.join(IDS_FILE));
+        for file in [IDS_FILE, REDIS_IDS_FILE] {
+            #[allow(clippy::disallowed_methods)] // the bench's own bookkeeping, not a session
+            let _ = std::fs::remove_file(self.dir.join(file));
+        }
+        if let Some(redis) = &self.redis {
+            for id in &redis.ids {
+                redis.store.delete(id)?;
+            }
+        }
+        Ok(())
     }
 
     fn plan(&self, worker: usize, round: usize) -> Plan {
@@ -266,6 +342,18 @@ impl<'a> Bench<'a> {
                     match workload::floor_counter(&self.dir.join(FLOOR_DIR), n) {
                         Ok(c) => sum += c,
                         Err(_) => corrupt += 1,
+                    }
+                }
+            }
+            System::Redis => {
+                if let Some(redis) = &self.redis {
+                    for id in &redis.ids {
+                        match redis.store.load::<Dict>(id) {
+                            Ok(Some(d)) => {
+                                sum += d.get_i64("counter").unwrap_or(0).max(0) as u64;
+                            }
+                            _ => corrupt += 1,
+                        }
                     }
                 }
             }
@@ -331,13 +419,18 @@ impl<'a> Bench<'a> {
                     let plan = self.plan(w, round);
                     let store = self.store.clone();
                     let (ids, floor_dir, fsync) = (&self.ids, &floor_dir, self.args.fsync == 1);
+                    let redis = self.redis.as_ref();
                     scope.spawn(move || {
                         barrier.wait();
-                        match system {
-                            System::Store => workload::run_store(&store, ids, &plan),
-                            System::Floor => {
+                        match (system, redis) {
+                            (System::Store, _) => workload::run_store(&store, ids, &plan),
+                            (System::Floor, _) => {
                                 workload::run_floor(floor_dir, ids.len(), &plan, fsync)
                             }
+                            (System::Redis, Some(r)) => {
+                                workload::run_store(&r.store, &r.ids, &plan)
+                            }
+                            (System::Redis, None) => WorkerResult::default(),
                         }
                     })
                 })
@@ -374,8 +467,17 @@ impl<'a> Bench<'a> {
                 .args(["--mode", mode_name(plan.mode)])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped());
-            if system == System::Floor {
-                cmd.arg("--floor");
+            match (system, &self.redis) {
+                (System::Floor, _) => {
+                    cmd.arg("--floor");
+                }
+                (System::Redis, Some(r)) => {
+                    cmd.arg("--redis-url")
+                        .arg(&r.url)
+                        .arg("--prefix")
+                        .arg(r.store.prefix());
+                }
+                _ => {}
             }
             children.push(WorkerProcess::spawn(cmd)?);
         }
@@ -483,16 +585,25 @@ pub fn worker(a: &WorkerArgs) -> Result<(), Failure> {
         .create_if_missing(false)
         .durability(durability(a.fsync))
         .open()?;
-    let ids = read_ids(&a.dir)?;
+    let redis = match &a.redis_url {
+        Some(url) => Some((
+            RedisStore::builder(url).prefix(a.prefix.as_str()).open()?,
+            read_ids(&a.dir.join(REDIS_IDS_FILE))?,
+        )),
+        None => None,
+    };
+    let ids = read_ids(&a.dir.join(IDS_FILE))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready")?;
     out.flush()?;
     let mut go = String::new();
     std::io::stdin().read_line(&mut go)?;
-    let result = if a.floor {
-        workload::run_floor(&a.dir.join(FLOOR_DIR), a.sessions, &plan, a.fsync == 1)
-    } else {
-        workload::run_store(&store, &ids, &plan)
+    let result = match &redis {
+        _ if a.floor => {
+            workload::run_floor(&a.dir.join(FLOOR_DIR), a.sessions, &plan, a.fsync == 1)
+        }
+        Some((store, ids)) => workload::run_store(store, ids, &plan),
+        None => workload::run_store(&store, &ids, &plan),
     };
     let line = serde_json::to_string(&result)
         .map_err(|e| Failure::Usage(format!("cannot encode the worker result: {e}")))?;
@@ -500,8 +611,8 @@ pub fn worker(a: &WorkerArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn read_ids(dir: &Path) -> Result<Vec<SessionId>, Failure> {
-    let text = std::fs::read_to_string(dir.join(IDS_FILE))?;
+fn read_ids(file: &Path) -> Result<Vec<SessionId>, Failure> {
+    let text = std::fs::read_to_string(file)?;
     text.lines()
         .map(|l| SessionId::parse(l).map_err(Failure::from))
         .collect()

@@ -210,14 +210,23 @@ fn summary_json(s: &Summary) -> serde_json::Value {
     })
 }
 
-/// One JSON line: the store's figures, plus the floor's and the ratio with `--baseline`.
+/// The systems of one step: the primary store (the first), the other store with
+/// `--backend both`, and the floor with `--baseline`.
+fn parts(step: &[Summary]) -> (&Summary, Option<&Summary>, Option<&Summary>) {
+    let stores: Vec<&Summary> = step.iter().filter(|s| s.system != System::Floor).collect();
+    let floor = step.iter().find(|s| s.system == System::Floor);
+    (stores[0], stores.get(1).copied(), floor)
+}
+
+/// One JSON line: the primary store's figures, plus the other store's (`redis`) and the
+/// floor's (`baseline`) with their ratios.
 pub fn json_line(
     out: &mut impl Write,
     a: &BenchArgs,
     rounds: usize,
-    store: &Summary,
-    floor: Option<&Summary>,
+    step: &[Summary],
 ) -> std::io::Result<()> {
+    let (store, other, floor) = parts(step);
     let mut v = summary_json(store);
     v["ops"] = json!(a.ops);
     v["sessions"] = json!(a.sessions);
@@ -231,6 +240,10 @@ pub fn json_line(
         v["baseline"] = summary_json(f);
         v["ratio"] = json!(store.ops_per_s / f.ops_per_s.max(1e-9));
     }
+    if let Some(o) = other {
+        v[o.system.name()] = summary_json(o);
+        v[format!("{}_ratio", o.system.name())] = json!(o.ops_per_s / store.ops_per_s.max(1e-9));
+    }
     super::super::output::json_line(out, &v)
 }
 
@@ -239,9 +252,9 @@ pub fn human(
     out: &mut impl Write,
     a: &BenchArgs,
     rounds: usize,
-    store: &Summary,
-    floor: Option<&Summary>,
+    step: &[Summary],
 ) -> std::io::Result<()> {
+    let (store, other, floor) = parts(step);
     let session_desc = match a.mode {
         super::Mode::Hot => "hot: all on one session".to_string(),
         m => format!(
@@ -265,7 +278,7 @@ pub fn human(
         "  {:<11} {:>9}   {:>7} {:>7} {:>7} {:>7} {:>8}   (op latency, us)",
         "system", "ops/s", "p50", "p90", "p99", "p99.9", "max"
     )?;
-    for s in std::iter::once(store).chain(floor) {
+    for s in step {
         writeln!(
             out,
             "  {:<11} {:>9.0}   {:>7} {:>7} {:>7} {:>7} {:>8}",
@@ -279,37 +292,52 @@ pub fn human(
         )?;
     }
     if let Some(f) = floor {
+        for s in std::iter::once(store).chain(other) {
+            writeln!(
+                out,
+                "  throughput ratio {} / floor: {:.2}   (wait p99 {} us vs {} us, max {} us vs {} us)",
+                s.system.name(),
+                s.ops_per_s / f.ops_per_s.max(1e-9),
+                s.wait.p99,
+                f.wait.p99,
+                s.wait.max,
+                f.wait.max
+            )?;
+        }
+    }
+    if let Some(o) = other {
         writeln!(
             out,
-            "  throughput ratio sessiondir / floor: {:.2}   (wait p99 {} us vs {} us, max {} us vs {} us)",
-            store.ops_per_s / f.ops_per_s.max(1e-9),
-            store.wait.p99,
-            f.wait.p99,
-            store.wait.max,
-            f.wait.max
+            "  throughput ratio {} / {}: {:.2}",
+            o.system.name(),
+            store.system.name(),
+            o.ops_per_s / store.ops_per_s.max(1e-9)
         )?;
     }
-    writeln!(
-        out,
-        "  lock wait (us): p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
-        store.wait.p50, store.wait.p90, store.wait.p99, store.wait.p999, store.wait.max
-    )?;
-    let [immediate, local, event, poll] = store.acquisitions;
-    writeln!(
-        out,
-        "  locks taken: at once {immediate}, after a thread of the same process {local}, \
-         woken by a release event {event}, at a poll {poll}"
-    )?;
-    if store.workers > 1 {
+    for s in std::iter::once(store).chain(other) {
+        let name = s.system.name();
         writeln!(
             out,
-            "  fairness: worker shares while all ran {:.3} to {:.3} (fair: {:.3})",
-            store.min_share,
-            store.max_share,
-            1.0 / store.workers as f64
+            "  {name} lock wait (us): p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
+            s.wait.p50, s.wait.p90, s.wait.p99, s.wait.p999, s.wait.max
         )?;
+        let [immediate, local, event, poll] = s.acquisitions;
+        writeln!(
+            out,
+            "  {name} locks taken: at once {immediate}, after a thread of the same process {local}, \
+             woken by a release event {event}, at a poll {poll}"
+        )?;
+        if s.workers > 1 {
+            writeln!(
+                out,
+                "  {name} fairness: worker shares while all ran {:.3} to {:.3} (fair: {:.3})",
+                s.min_share,
+                s.max_share,
+                1.0 / s.workers as f64
+            )?;
+        }
     }
-    for s in std::iter::once(store).chain(floor) {
+    for s in step {
         writeln!(
             out,
             "  verified {}: counters {} of {} expected, {} lost, {} corrupt, {} failed ops, {} leftover files{}",
@@ -330,8 +358,8 @@ pub fn human(
     writeln!(out)
 }
 
-/// Throughput and p99 against workers, for the store and (if measured) the floor.
-pub fn plot(path: &Path, steps: &[(Summary, Option<Summary>)]) -> Result<(), String> {
+/// Throughput and p99 against workers, one line per system.
+pub fn plot(path: &Path, steps: &[Vec<Summary>]) -> Result<(), String> {
     use plotters::prelude::*;
     let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
@@ -341,21 +369,17 @@ pub fn plot(path: &Path, steps: &[(Summary, Option<Summary>)]) -> Result<(), Str
     root.present().map_err(|e| e.to_string())
 }
 
-/// One line chart of `metric` against workers: sessiondir in blue, the floor in red.
+/// One line chart of `metric` against workers: sessiondir in blue, Redis in green, the floor
+/// in red.
 fn chart<DB: plotters::prelude::DrawingBackend>(
     area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    steps: &[(Summary, Option<Summary>)],
+    steps: &[Vec<Summary>],
     metric: fn(&Summary) -> f64,
 ) -> Result<(), String> {
     use plotters::prelude::*;
-    let max_w = steps.iter().map(|(s, _)| s.workers).max().unwrap_or(1) as f64;
-    let y_max = steps
-        .iter()
-        .flat_map(|(s, f)| std::iter::once(s).chain(f.as_ref()))
-        .map(metric)
-        .fold(1.0, f64::max)
-        * 1.1;
+    let max_w = steps.iter().flatten().map(|s| s.workers).max().unwrap_or(1) as f64;
+    let y_max = steps.iter().flatten().map(metric).fold(1.0, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(12)
@@ -368,10 +392,15 @@ fn chart<DB: plotters::prelude::DrawingBackend>(
         .x_desc("workers")
         .draw()
         .map_err(|e| e.to_string())?;
-    for (floor, color, name) in [(false, BLUE, "sessiondir"), (true, RED, "floor")] {
+    for (system, color) in [
+        (System::Store, BLUE),
+        (System::Redis, GREEN),
+        (System::Floor, RED),
+    ] {
         let points: Vec<(f64, f64)> = steps
             .iter()
-            .filter_map(|(s, f)| if floor { f.as_ref() } else { Some(s) })
+            .flatten()
+            .filter(|s| s.system == system)
             .map(|s| (s.workers as f64, metric(s)))
             .collect();
         if points.is_empty() {
@@ -380,7 +409,7 @@ fn chart<DB: plotters::prelude::DrawingBackend>(
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .map_err(|e| e.to_string())?
-            .label(name)
+            .label(system.name())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
         chart
             .draw_series(

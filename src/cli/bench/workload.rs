@@ -16,7 +16,7 @@ use rand::rngs::SmallRng;
 use rand_distr::{Distribution, Zipf};
 use serde::{Deserialize, Serialize};
 
-use sessiondir::{Dict, SessionId, Store};
+use sessiondir::{Backend, Dict, SessionId};
 
 /// How sessions are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -154,7 +154,7 @@ fn busy_wait(d: Duration) {
 }
 
 /// Runs the store workload against `ids`.
-pub fn run_store(store: &Store, ids: &[SessionId], plan: &Plan) -> WorkerResult {
+pub fn run_store<B: Backend>(store: &B, ids: &[SessionId], plan: &Plan) -> WorkerResult {
     let mut picker = Picker::new(plan.mode, ids.len(), plan.seed);
     let mut rec = Recorder::new();
     let before = store.lock_stats();

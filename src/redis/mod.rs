@@ -1,0 +1,685 @@
+//! [`RedisStore`]: the same sessions on a Redis or Valkey server (feature `redis`).
+//!
+//! For applications that outgrow one machine: every [`Backend`] operation means the same as on
+//! a session directory, so switching is one constructor ([`Store::open`](crate::Store::open)
+//! → [`RedisStore::open`]) in code written against `B: Backend`.
+//!
+//! ```no_run
+//! use sessiondir::redis::RedisStore;
+//! use sessiondir::{Backend, Dict};
+//!
+//! fn visit<B: Backend>(store: &B) -> Result<i64, Box<dyn std::error::Error>> {
+//!     let id = store.create(&Dict::new())?;
+//!     let mut session = store.checkout::<Dict>(&id)?;
+//!     let n = session.data_mut().increment("visits", 1)?;
+//!     session.check_in()?;
+//!     Ok(n)
+//! }
+//!
+//! let store = RedisStore::open("redis://127.0.0.1:6379/0")?;
+//! visit(&store)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! **How it holds a session.** A check-out takes a *lease*: a lock key holding
+//! `"<fence>:<token>"` with a time to live ([`RedisBuilder::lease`], 30 s by default). The
+//! token is 128 random bits of the holder's; the fencing number grows with every check-out of
+//! the session. Check-in, release, lease extension, delete and id cycling are each one
+//! server-side script that first compares the lease (and, for check-in, the fence stored with
+//! the data) and changes nothing if they differ: a holder stalled past its lease (a stopped
+//! process, a long pause) gets [`Error::Conflict`] and its write never lands, whatever the
+//! next holder did meanwhile. Data and lease live in one hash slot (`{id}` hash tag).
+//! Waiters subscribe to the session's release channel and are woken by the release itself,
+//! polling as a fallback (a lease that runs out publishes nothing).
+//!
+//! **Differences from the directory store.** Expiry is the server's own TTL: an expired session
+//! is removed by the server, so check-out reports [`Error::NotFound`] rather than
+//! [`Error::Expired`], and [`RedisStore::delete_expired`] has nothing to do. Waiters are not
+//! queued (every waiter woken by a release tries once; one wins). A holder must finish (or
+//! [`Checkout::extend_lease`]) within its lease. [`RedisStore::cycle_id`] moves the session
+//! between two hash slots, so it needs a standalone (or Sentinel-managed) server, not Redis
+//! Cluster.
+//!
+//! **What failover can lose.** Redis replicates asynchronously. If the primary fails and a
+//! replica that had not yet received the latest writes is promoted, the latest check-ins (and
+//! leases) are lost: a session can go back to an earlier version, and a session held at the
+//! moment of failover may be checked out a second time. Fencing still holds on the new
+//! primary: the old holder's check-in names a lease the new primary either never saw or has
+//! handed on, so it is refused rather than merged. What failover cannot do is produce a torn
+//! session, mix two check-ins, or let a check-in land twice. No Redlock: one server (or one
+//! primary) is the authority, as its own documentation recommends for correctness-critical
+//! locks that need fencing. With `appendfsync always` and `min-replicas-to-write`, the loss
+//! window narrows; see `docs/design.md`.
+
+mod lease;
+mod pool;
+mod scripts;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::{Connection, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::Backend;
+use crate::backend::sealed::{self, Held as _};
+use crate::checkout::{Checkout, rewritten_header};
+use crate::config::Expiry;
+use crate::error::Error;
+use crate::format::{self, Header};
+use crate::gc::GcReport;
+use crate::id::SessionId;
+use crate::info::{SessionInfo, Snapshot, new_header};
+use crate::observer::{Counters, LockStats, Observer};
+
+pub use lease::Lease;
+use lease::Wait;
+use pool::Pool;
+
+/// Sessions on a Redis or Valkey server, with the [`Backend`] API. Cheap to clone (one
+/// `Arc`), `Send + Sync`; clones share a connection pool and lock statistics.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    server: String,
+    prefix: String,
+    lock_timeout: Duration,
+    poll_delay: Duration,
+    lease: Duration,
+    default_expiry: Expiry,
+    max_session_size: u64,
+    observer: Option<Arc<dyn Observer>>,
+    counters: Counters,
+}
+
+impl Inner {
+    fn lease_ms(&self) -> u64 {
+        format::duration_ms(self.lease).max(1)
+    }
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("server", &self.inner.server)
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures and opens a [`RedisStore`]. Get one from [`RedisStore::builder`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use sessiondir::redis::RedisStore;
+///
+/// let store = RedisStore::builder("redis://127.0.0.1:6379/0")
+///     .prefix("myapp:session:")
+///     .lease(Duration::from_secs(10))
+///     .lock_timeout(Duration::from_secs(5))
+///     .idle_expiry(Duration::from_secs(30 * 60))
+///     .open()?;
+/// # Ok::<(), sessiondir::Error>(())
+/// ```
+#[must_use]
+pub struct RedisBuilder {
+    url: String,
+    prefix: String,
+    lock_timeout: Duration,
+    poll_delay: Duration,
+    lease: Duration,
+    default_expiry: Expiry,
+    max_session_size: u64,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+impl RedisBuilder {
+    /// Prefix of every key (default `"sessiondir:"`); lets applications share a database.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long [`RedisStore::checkout`] waits for a holder (default 30 s).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The longest pause between two attempts of a waiting check-out when no release message
+    /// arrives (default 50 ms; the pause starts at 1 ms and doubles).
+    pub fn poll_delay(mut self, delay: Duration) -> Self {
+        self.poll_delay = delay.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a check-out holds the session without extending its lease (default 30 s).
+    /// A holder past its lease loses the session to the next check-out, and its check-in is
+    /// refused with [`Error::Conflict`].
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Expiry of sessions made by [`RedisStore::create`] (default: never).
+    pub fn default_expiry(mut self, expiry: Expiry) -> Self {
+        self.default_expiry = expiry;
+        self
+    }
+
+    /// Shorthand for `default_expiry(Expiry::Idle(ttl))`.
+    pub fn idle_expiry(self, ttl: Duration) -> Self {
+        self.default_expiry(Expiry::Idle(ttl))
+    }
+
+    /// Largest session payload accepted, in bytes (default 1 MiB).
+    pub fn max_session_size(mut self, bytes: u64) -> Self {
+        self.max_session_size = bytes;
+        self
+    }
+
+    /// Time allowed to open a connection (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Time allowed for one command's reply (default 5 s); past it the command fails with
+    /// [`Error::Redis`] instead of hanging on a dead server.
+    pub fn io_timeout(mut self, timeout: Duration) -> Self {
+        self.io_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Receives lock-protocol notifications (waiting, acquired).
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Connects (one `PING`, so a wrong address fails here) and returns the store.
+    pub fn open(self) -> Result<RedisStore, Error> {
+        let client = redis::Client::open(self.url.as_str()).map_err(|source| Error::Redis {
+            op: "parse the address",
+            key: self.url.clone(),
+            source,
+        })?;
+        let pool = Pool::new(client, self.connect_timeout, self.io_timeout);
+        let server = pool.describe();
+        let store = RedisStore {
+            inner: Arc::new(Inner {
+                pool,
+                server,
+                prefix: self.prefix,
+                lock_timeout: self.lock_timeout,
+                poll_delay: self.poll_delay,
+                lease: self.lease,
+                default_expiry: self.default_expiry,
+                max_session_size: self.max_session_size,
+                observer: self.observer,
+                counters: Counters::default(),
+            }),
+        };
+        store.run("connect to", "", |con| {
+            redis::cmd("PING").query::<String>(con)
+        })?;
+        Ok(store)
+    }
+}
+
+/// The keys of one session (see the `scripts` module for what each holds).
+pub(crate) struct Keys {
+    data: String,
+    lock: String,
+    channel: String,
+}
+
+impl Keys {
+    fn new(prefix: &str, id: &SessionId) -> Self {
+        let data = format!("{prefix}{{{id}}}");
+        Keys {
+            lock: format!("{data}:lock"),
+            channel: format!("{data}:released"),
+            data,
+        }
+    }
+}
+
+/// How a header's expiry becomes a server TTL: a sliding lifetime is relative (so clock
+/// differences between hosts do not matter), a fixed time is absolute.
+fn expiry_args(h: &Header) -> (&'static str, u64) {
+    if h.ttl_ms != 0 {
+        ("px", h.ttl_ms)
+    } else if h.expires_ms != 0 {
+        ("pxat", h.expires_ms)
+    } else {
+        ("persist", 0)
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://host:port/db`, `redis+unix:///path`) with default settings.
+    pub fn open(url: &str) -> Result<RedisStore, Error> {
+        Self::builder(url).open()
+    }
+
+    /// Starts configuring a store on the server at `url`.
+    pub fn builder(url: &str) -> RedisBuilder {
+        let defaults = crate::config::Config::default();
+        RedisBuilder {
+            url: url.to_owned(),
+            prefix: "sessiondir:".to_owned(),
+            lock_timeout: defaults.lock_timeout,
+            poll_delay: defaults.poll_delay,
+            lease: Duration::from_secs(30),
+            default_expiry: defaults.default_expiry,
+            max_session_size: defaults.max_session_size,
+            connect_timeout: Duration::from_secs(5),
+            io_timeout: Duration::from_secs(5),
+            observer: None,
+        }
+    }
+
+    /// The server, as `redis://host:port/db`.
+    pub fn server(&self) -> &str {
+        &self.inner.server
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The key holding session `id` (a hash: `frame` and `fence`).
+    pub fn session_key(&self, id: &SessionId) -> String {
+        Keys::new(&self.inner.prefix, id).data
+    }
+
+    /// Where a key lives, for errors: `redis://host:port/db/key`.
+    fn location(&self, key: &str) -> PathBuf {
+        PathBuf::from(format!("{}/{key}", self.inner.server))
+    }
+
+    /// Runs commands on a pooled connection, naming the operation and key on failure.
+    fn run<R>(
+        &self,
+        op: &'static str,
+        key: &str,
+        f: impl FnOnce(&mut Connection) -> redis::RedisResult<R>,
+    ) -> Result<R, Error> {
+        self.inner.pool.run(f).map_err(|source| Error::Redis {
+            op,
+            key: self.location(key).display().to_string(),
+            source,
+        })
+    }
+
+    /// A reply no script of ours gives (a foreign script under the same name, or a proxy).
+    fn unexpected(&self, op: &'static str, key: &str, reply: &Value) -> Error {
+        Error::Redis {
+            op,
+            key: self.location(key).display().to_string(),
+            source: redis::RedisError::from(std::io::Error::other(format!(
+                "unexpected reply {reply:?}"
+            ))),
+        }
+    }
+
+    fn create_at<T: Serialize>(
+        &self,
+        id: &SessionId,
+        data: &T,
+        expiry: Expiry,
+    ) -> Result<bool, Error> {
+        let keys = Keys::new(&self.inner.prefix, id);
+        let header = new_header(expiry, format::now_ms());
+        let location = self.location(&keys.data);
+        let (bytes, header) = format::encode(&location, header, data, self.inner.max_session_size)?;
+        let (mode, value) = expiry_args(&header);
+        let created: i64 = self.run("create", &keys.data, |con| {
+            scripts::CREATE
+                .key(&keys.data)
+                .key(&keys.lock)
+                .arg(bytes.as_slice())
+                .arg(mode)
+                .arg(value)
+                .invoke(con)
+        })?;
+        Ok(created == 1)
+    }
+
+    /// The session's frame as stored, without a lock. `Ok(None)`: no such session.
+    fn read_frame(&self, id: &SessionId) -> Result<Option<format::Frame>, Error> {
+        let key = self.session_key(id);
+        let bytes: Option<Vec<u8>> = self.run("load", &key, |con| {
+            redis::cmd("HGET").arg(&key).arg("frame").query(con)
+        })?;
+        bytes
+            .map(|b| format::parse_frame(&self.location(&key), b, self.inner.max_session_size))
+            .transpose()
+    }
+
+    /// Whether somebody holds a lease on the session right now (no lease taken).
+    pub fn is_checked_out(&self, id: &SessionId) -> Result<bool, Error> {
+        let lock = Keys::new(&self.inner.prefix, id).lock;
+        let n: i64 = self.run("look up the lease of", &lock, |con| {
+            redis::cmd("EXISTS").arg(&lock).query(con)
+        })?;
+        Ok(n == 1)
+    }
+
+    fn checkout_with<T: DeserializeOwned>(
+        &self,
+        id: &SessionId,
+        wait: Wait,
+    ) -> Result<Checkout<T, RedisStore>, Error> {
+        let (lease, frame) = self.acquire_live(id, wait)?;
+        let data = frame.decode(lease.location())?;
+        Ok(Checkout::from_parts(lease, frame.header, data))
+    }
+
+    /// Takes the lease and verifies the frame; expired (by the header) is an error.
+    fn acquire_live(&self, id: &SessionId, wait: Wait) -> Result<(Lease, format::Frame), Error> {
+        let (lease, bytes) = Lease::acquire(self, id, wait)?;
+        let frame = format::parse_frame(lease.location(), bytes, self.inner.max_session_size)?;
+        if frame.header.is_expired(format::now_ms()) {
+            return Err(Error::Expired { id: *id });
+        }
+        Ok((lease, frame))
+    }
+
+    fn rewrite_header(&self, id: &SessionId, expiry: Option<Expiry>) -> Result<SessionInfo, Error> {
+        let (mut lease, frame) = self.acquire_live(id, Wait::UpToTimeout)?;
+        let header = rewritten_header(&frame.header, expiry, format::now_ms());
+        let bytes = format::reframe(header, frame.payload());
+        lease
+            .write(&bytes, &frame.header, &header, true)
+            .map_err(crate::atomic::Failure::into_error)?;
+        Ok(SessionInfo::from_header(*id, &header))
+    }
+}
+
+impl<T> Checkout<T, RedisStore> {
+    /// This check-out's fencing number: larger than that of every earlier check-out of the
+    /// session. A check-in is refused unless the session still carries it.
+    pub fn fence(&self) -> u64 {
+        self.held().fence()
+    }
+
+    /// Extends the lease to the configured lease time from now, for requests that run long.
+    /// [`Error::Conflict`] if it had already run out and someone else took the session.
+    pub fn extend_lease(&mut self) -> Result<(), Error> {
+        self.held_mut().extend()
+    }
+}
+
+/// Iterator over the ids of a [`RedisStore`] (see [`RedisStore::ids`]).
+pub struct RedisIds {
+    store: RedisStore,
+    pattern: String,
+    cursor: u64,
+    batch: Vec<Vec<u8>>,
+    done: bool,
+}
+
+impl Iterator for RedisIds {
+    type Item = Result<SessionId, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            while let Some(key) = self.batch.pop() {
+                if let Some(id) = id_of_key(&key, &self.store.inner.prefix) {
+                    return Some(Ok(id));
+                }
+            }
+            if self.done {
+                return None;
+            }
+            let scanned: Result<(u64, Vec<Vec<u8>>), Error> =
+                self.store.run("list", &self.pattern, |con| {
+                    redis::cmd("SCAN")
+                        .arg(self.cursor)
+                        .arg("MATCH")
+                        .arg(&self.pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .arg("TYPE")
+                        .arg("hash")
+                        .query(con)
+                });
+            match scanned {
+                Ok((cursor, keys)) => {
+                    self.cursor = cursor;
+                    self.done = cursor == 0;
+                    self.batch = keys;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// The session id in a key `<prefix>{<id>}`, if it is one.
+fn id_of_key(key: &[u8], prefix: &str) -> Option<SessionId> {
+    let rest = key.strip_prefix(prefix.as_bytes())?;
+    let inner = rest.strip_prefix(b"{")?.strip_suffix(b"}")?;
+    SessionId::parse(std::str::from_utf8(inner).ok()?).ok()
+}
+
+/// Escapes a literal for a `SCAN MATCH` glob.
+fn glob_escape(literal: &str) -> String {
+    let mut out = String::with_capacity(literal.len());
+    for c in literal.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl sealed::Sealed for RedisStore {}
+
+/// Every operation means what it means on [`Store`](crate::Store); the module docs list where
+/// Redis differs.
+impl Backend for RedisStore {
+    type Held = Lease;
+    type Ids = RedisIds;
+
+    /// Creates a session holding `data` with the store's default expiry, under a new id drawn
+    /// from the OS CSPRNG; never overwrites (see [`Store::create`](crate::Store::create)).
+    fn create<T: Serialize>(&self, data: &T) -> Result<SessionId, Error> {
+        self.create_with_expiry(data, self.inner.default_expiry)
+    }
+
+    /// Creates a session with an explicit expiry rule.
+    fn create_with_expiry<T: Serialize>(
+        &self,
+        data: &T,
+        expiry: Expiry,
+    ) -> Result<SessionId, Error> {
+        crate::backend::create_under_new_id(|id| self.create_at(id, data, expiry))
+    }
+
+    /// Creates a session under an id the caller drew; [`Error::AlreadyExists`] if the id is
+    /// taken (see [`Store::create_with_id`](crate::Store::create_with_id)).
+    fn create_with_id<T: Serialize>(
+        &self,
+        id: &SessionId,
+        data: &T,
+        expiry: Expiry,
+    ) -> Result<(), Error> {
+        crate::backend::created_or_taken(id, self.create_at(id, data, expiry)?)
+    }
+
+    /// Reads the last checked-in version of a session without taking its lease: never waits.
+    /// Missing or expired → `Ok(None)`.
+    fn load<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<T>, Error> {
+        Ok(self.snapshot(id)?.map(|s| s.data))
+    }
+
+    /// Like [`load`](Self::load), with the header the data was read with.
+    fn snapshot<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<Snapshot<T>>, Error> {
+        let Some(frame) = self.read_frame(id)? else {
+            return Ok(None);
+        };
+        if frame.header.is_expired(format::now_ms()) {
+            return Ok(None);
+        }
+        Ok(Some(Snapshot {
+            data: frame.decode(&self.location(&self.session_key(id)))?,
+            info: SessionInfo::from_header(*id, &frame.header),
+        }))
+    }
+
+    /// Whether the session exists and has not expired (no lease taken).
+    fn exists(&self, id: &SessionId) -> Result<bool, Error> {
+        Ok(self.info(id)?.is_some_and(|i| !i.is_expired()))
+    }
+
+    /// A session's metadata. Missing → `Ok(None)`.
+    fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
+        Ok(self
+            .read_frame(id)?
+            .map(|f| SessionInfo::from_header(*id, &f.header)))
+    }
+
+    /// Checks a session out: waits (up to the lock timeout) for its holder, woken by the
+    /// release; see [`Store::checkout`](crate::Store::checkout).
+    fn checkout<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Checkout<T, Self>, Error> {
+        self.checkout_with(id, Wait::UpToTimeout)
+    }
+
+    /// Like [`checkout`](Self::checkout), but [`Error::Busy`] at once if someone holds it.
+    fn try_checkout<T: DeserializeOwned>(
+        &self,
+        id: &SessionId,
+    ) -> Result<Checkout<T, Self>, Error> {
+        self.checkout_with(id, Wait::No)
+    }
+
+    /// Deletes a session, waiting for its holder first. `Ok(false)`: there was none.
+    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
+        match Lease::acquire(self, id, Wait::UpToTimeout) {
+            Ok((lease, _)) => lease.remove(),
+            Err(e) if e.is_gone() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives a session a new id, keeping its data; the old id stops existing at once.
+    fn cycle_id(&self, id: &SessionId) -> Result<SessionId, Error> {
+        let (mut lease, _) = self.acquire_live(id, Wait::UpToTimeout)?;
+        lease.cycle()
+    }
+
+    /// Sliding refresh: re-applies the session's idle lifetime from now (header only).
+    fn touch(&self, id: &SessionId) -> Result<SessionInfo, Error> {
+        self.rewrite_header(id, None)
+    }
+
+    /// Changes a session's expiry rule without decoding its data.
+    fn set_expiry(&self, id: &SessionId, expiry: Expiry) -> Result<SessionInfo, Error> {
+        self.rewrite_header(id, Some(expiry))
+    }
+
+    /// All session ids on the server under this prefix, streaming (`SCAN`, constant memory).
+    fn ids(&self) -> Self::Ids {
+        RedisIds {
+            store: self.clone(),
+            pattern: format!("{}{{*}}", glob_escape(&self.inner.prefix)),
+            cursor: 0,
+            batch: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// Nothing to do: the server removes expired sessions itself (their TTL). Returns an
+    /// empty report; kept so that code written against [`Backend`] runs unchanged.
+    fn delete_expired(&self) -> Result<GcReport, Error> {
+        Ok(GcReport::default())
+    }
+
+    /// Deletes sessions not checked in or touched for longer than `idle`, skipping held ones
+    /// (judged again under the lease before deleting, as the directory store does).
+    fn delete_idle(&self, idle: Duration) -> Result<GcReport, Error> {
+        let start = Instant::now();
+        let idle_ms = format::duration_ms(idle);
+        let mut report = GcReport::default();
+        let is_idle = |h: &Header| format::now_ms().saturating_sub(h.modified_ms) > idle_ms;
+        for id in self.ids() {
+            let id = id?;
+            report.scanned += 1;
+            match self.read_frame(&id) {
+                Ok(Some(frame)) if is_idle(&frame.header) => {}
+                Ok(_) => continue,
+                Err(e) if matches!(e, Error::Redis { .. }) => return Err(e),
+                Err(_) => {
+                    report.damaged += 1;
+                    continue;
+                }
+            }
+            let (lease, bytes) = match Lease::acquire(self, &id, Wait::No) {
+                Ok(taken) => taken,
+                Err(Error::Busy { .. }) => {
+                    report.skipped_busy += 1;
+                    continue;
+                }
+                Err(e) if e.is_gone() => continue,
+                Err(e) => return Err(e),
+            };
+            let len = bytes.len() as u64;
+            match format::parse_frame(lease.location(), bytes, self.inner.max_session_size) {
+                Ok(frame) if is_idle(&frame.header) => {
+                    if lease.remove()? {
+                        report.deleted += 1;
+                        report.bytes_freed += len;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => report.damaged += 1,
+            }
+        }
+        report.elapsed = start.elapsed();
+        Ok(report)
+    }
+
+    /// How check-outs through this store (and its clones) got their leases so far.
+    fn lock_stats(&self) -> LockStats {
+        self.inner.counters.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_slot_tag() {
+        let id = SessionId::from_bytes([7; 20]);
+        let keys = Keys::new("app:", &id);
+        let tag = format!("{{{id}}}");
+        for key in [&keys.data, &keys.lock, &keys.channel] {
+            assert!(key.starts_with("app:") && key.contains(&tag), "{key}");
+        }
+        assert_eq!(id_of_key(keys.data.as_bytes(), "app:"), Some(id));
+        assert_eq!(id_of_key(keys.lock.as_bytes(), "app:"), None);
+        assert_eq!(id_of_key(b"app:{not-an-id}", "app:"), None);
+    }
+
+    #[test]
+    fn scan_patterns_match_the_prefix_literally() {
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}
