@@ -78,12 +78,23 @@ impl Held {
     /// The same `fstat` shows whether a waiter announced itself; if so the hint is cleared and
     /// this holding counts as contended for bounded barging.
     pub fn verify(&self) -> Result<(), Error> {
+        self.check(false)
+    }
+
+    /// [`verify`](Self::verify), and also that the lock path still names our lock file (a
+    /// lock file renamed away while held is caught too): one `lstat` more. For fenced
+    /// check-ins.
+    pub fn verify_at_path(&self) -> Result<(), Error> {
+        self.check(true)
+    }
+
+    fn check(&self, at_path: bool) -> Result<(), Error> {
         let state = lock::state(&self.file, &self.path)?;
         if state.waiters {
             lock::clear_waiting(&self.file);
             self.turn.announced.store(true, Ordering::Relaxed);
         }
-        if state.linked {
+        if state.linked && (!at_path || lock::is_at_path(&state, &self.path)?) {
             Ok(())
         } else {
             Err(Error::LockLost {

@@ -236,11 +236,11 @@ impl sealed::Held for Locked {
     fn write(
         &mut self,
         bytes: &[u8],
-        _previous: &Header,
+        previous: &Header,
         _next: &Header,
         _then_release: bool,
     ) -> Result<(), atomic::Failure> {
-        Locked::write(self, bytes)
+        Locked::write(self, bytes, previous)
     }
 
     fn remove(self) -> Result<bool, Error> {
@@ -293,8 +293,11 @@ impl Locked {
     }
 
     /// Replaces the session file (check-in, touch), after checking the lock is still ours.
-    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), atomic::Failure> {
-        let config = &self.store.shared.config;
+    /// `previous` is the version this holder read (or last wrote); with fencing on, the
+    /// session file must still be exactly that version right before the rename.
+    pub(crate) fn write(&mut self, bytes: &[u8], previous: &Header) -> Result<(), atomic::Failure> {
+        let shared = &self.store.shared;
+        let config = &shared.config;
         atomic::write(
             &self.data_path,
             Target::Replace,
@@ -302,8 +305,31 @@ impl Locked {
             bytes,
             config.file_mode,
             config.durability,
-            || self.held.verify(),
+            || {
+                if shared.fencing {
+                    self.held.verify_at_path()?;
+                    self.require_version(previous)
+                } else {
+                    self.held.verify()
+                }
+            },
         )
+    }
+
+    /// Fencing: the session file on disk must be the version `previous` this holder read.
+    /// Anything else means somebody wrote or deleted it while we held the lock, which only a
+    /// lock the file system failed to exclude allows: refuse, write nothing.
+    fn require_version(&self, previous: &Header) -> Result<(), Error> {
+        let found = format::read_header(&self.data_path)?;
+        if found.as_ref() == Some(previous) {
+            Ok(())
+        } else {
+            Err(Error::Conflict {
+                id: self.id,
+                held: previous.generation,
+                found: found.map(|h| h.generation),
+            })
+        }
     }
 
     /// Rewrites the header with a new generation and modification time (and optionally a new
@@ -311,7 +337,7 @@ impl Locked {
     pub(crate) fn rewrite_header(&mut self, expiry: Option<Expiry>) -> Result<SessionInfo, Error> {
         let frame = self.read_live()?;
         let header = rewritten_header(&frame.header, expiry, format::now_ms());
-        self.write(&format::reframe(header, frame.payload()))
+        self.write(&format::reframe(header, frame.payload()), &frame.header)
             .map_err(atomic::Failure::into_error)?;
         Ok(SessionInfo::from_header(self.id, &header))
     }

@@ -161,6 +161,19 @@ pub enum Error {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// The store directory is on a network or FUSE file system, whose locks and caches may not
+    /// exclude across hosts; refused unless the builder's `allow_network_fs` opts in (see
+    /// `docs/shared-filesystems.md`).
+    #[error(
+        "refusing {}: it is on {file_system}, a network or FUSE file system, where locks and caches may not exclude across hosts (see docs/shared-filesystems.md; opt in with allow_network_fs)",
+        path.display()
+    )]
+    UnsupportedFileSystem {
+        /// The store directory.
+        path: PathBuf,
+        /// The file system's name (`nfs`, `fuse`, ...).
+        file_system: &'static str,
+    },
     /// The store directory's settings disagree with the builder's (e.g. shard fan-out).
     #[error("store {}: {reason}", path.display())]
     Config {

@@ -225,10 +225,13 @@ fn not_a_file_or(file: &File, path: &Path, error: Error) -> Error {
 /// Reads at most `HEADER_LEN + max_payload + 1` bytes, so a huge or lying file cannot make it
 /// allocate more than the configured maximum.
 pub(crate) fn read_frame(path: &Path, max_payload: u64) -> Result<Option<Frame>, Error> {
-    let Some(file) = open_for_read(path)? else {
-        return Ok(None);
-    };
-    read_frame_from(&file, path, max_payload).map(Some)
+    // On NFS-like file systems a check-in elsewhere can turn our handle stale mid-read.
+    crate::netfs::retry_stale(|| {
+        let Some(file) = open_for_read(path)? else {
+            return Ok(None);
+        };
+        read_frame_from(&file, path, max_payload).map(Some)
+    })
 }
 
 pub(crate) fn read_frame_from(file: &File, path: &Path, max_payload: u64) -> Result<Frame, Error> {
@@ -311,10 +314,12 @@ fn read_full(mut file: &File, path: &Path, buf: &mut [u8]) -> Result<usize, Erro
 
 /// Reads and verifies only the header. `Ok(None)`: the file does not exist.
 pub(crate) fn read_header(path: &Path) -> Result<Option<Header>, Error> {
-    let Some(file) = open_for_read(path)? else {
-        return Ok(None);
-    };
-    read_header_from(&file, path).map(Some)
+    crate::netfs::retry_stale(|| {
+        let Some(file) = open_for_read(path)? else {
+            return Ok(None);
+        };
+        read_header_from(&file, path).map(Some)
+    })
 }
 
 /// Reads and verifies the header of an open file, from its current offset.

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::error::{Corruption, Error};
 use crate::id::SessionId;
+use crate::netfs::{self, FileSystem};
 
 const MARKER: &str = "sessiondir.store";
 const LAYOUT_VERSION: u32 = 1;
@@ -37,6 +38,7 @@ pub(crate) struct Layout {
     locks: PathBuf,
     fan_out: u32,
     width: usize,
+    file_system: FileSystem,
 }
 
 impl Layout {
@@ -62,6 +64,13 @@ impl Layout {
         let dir_mode = config.dir_mode();
         make_dir(&root, dir_mode, true)?;
         check_dir(&root, config, Symlink::Follow)?;
+        let file_system = netfs::file_system(&root)?;
+        if file_system.shared && !config.allow_network_fs {
+            return Err(Error::UnsupportedFileSystem {
+                path: root,
+                file_system: file_system.name,
+            });
+        }
         let fan_out = read_or_write_marker(&root, config)?;
         let width = format!("{:x}", fan_out - 1).len();
         let layout = Layout {
@@ -70,6 +79,7 @@ impl Layout {
             root,
             fan_out,
             width,
+            file_system,
         };
         for top in [&layout.sessions, &layout.locks] {
             make_dir(top, dir_mode, false)?;
@@ -86,6 +96,10 @@ impl Layout {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub fn file_system(&self) -> FileSystem {
+        self.file_system
     }
 
     pub fn sessions_root(&self) -> &Path {

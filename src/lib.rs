@@ -58,8 +58,12 @@
 //! ## Not guaranteed
 //!
 //! * Durability across power loss depends on [`Durability`] (none by default).
-//! * Network and FUSE file systems (NFS, CIFS, JuiceFS, GlusterFS, ...) are untested: their
-//!   locks and caches may break exclusion. Use a local file system.
+//! * Network and FUSE file systems (NFS, CIFS, JuiceFS, GlusterFS, ...): their locks and caches
+//!   may break exclusion, so [`Store::open`] refuses them unless
+//!   [`StoreBuilder::allow_network_fs`] opts in; then check-ins are fenced
+//!   ([`StoreBuilder::fencing`]): a check-in over a version the holder did not read is refused
+//!   with [`Error::Conflict`]. That narrows the damage a non-excluding lock can do, but does
+//!   not close it (`docs/design.md` §13); the Redis backend does.
 //! * Strict arrival order: waiters are served by the kernel's queue, but a releasing process
 //!   may re-take a contended session a few times in a row.
 //! * Open the store after `fork`, and never fork while holding a check-out.
@@ -135,6 +139,7 @@ mod iter;
 mod layout;
 mod local;
 mod lock;
+mod netfs;
 mod observer;
 mod store;
 mod tidy;
@@ -151,6 +156,7 @@ pub use gc::{GcPolicy, GcReport};
 pub use id::SessionId;
 pub use info::{SessionInfo, Snapshot};
 pub use iter::SessionIds;
+pub use netfs::{FileSystem, file_system};
 pub use observer::{AcquiredBy, Acquisition, LockStats, Observer};
 pub use store::Store;
 pub use tidy::TidyReport;

@@ -60,6 +60,8 @@ pub(crate) struct LockState {
     pub linked: bool,
     /// A waiter in another process announced itself (see [`announce_waiting`]).
     pub waiters: bool,
+    /// The locked file's device and inode, to compare with what the lock path names.
+    pub file_id: (u64, u64),
 }
 
 /// Tells the holder that somebody waits: lock files are empty, and a waiter sets the length of
@@ -83,7 +85,19 @@ pub(crate) fn state(file: &File, path: &Path) -> Result<LockState, Error> {
     Ok(LockState {
         linked: meta.nlink() > 0,
         waiters: meta.len() > 0,
+        file_id: (meta.dev(), meta.ino()),
     })
+}
+
+/// Whether the lock path still names the locked file (`state.file_id`, from the `fstat` the
+/// holder makes anyway): false if the file was renamed away or replaced, or nothing is at the
+/// path. One `lstat`; only fenced check-ins pay it (design §13).
+pub(crate) fn is_at_path(state: &LockState, path: &Path) -> Result<bool, Error> {
+    match std::fs::symlink_metadata(path) {
+        Ok(there) => Ok((there.dev(), there.ino()) == state.file_id),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("inspect lock file", path, e)),
+    }
 }
 
 /// Whether the locked file is still linked into the directory tree.

@@ -18,6 +18,7 @@ use crate::info::{SessionInfo, Snapshot, new_header};
 use crate::layout::Layout;
 use crate::local::LocalLocks;
 use crate::lock;
+use crate::netfs::FileSystem;
 use crate::observer::{Counters, LockStats};
 use crate::tidy::TidyReport;
 use crate::wake::KernelQueue;
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     pub courtesy: Arc<Courtesy>,
     pub queue: KernelQueue,
     pub counters: Counters,
+    /// Whether check-ins re-validate the lock and the session's version before renaming.
+    pub fencing: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -80,6 +83,7 @@ impl Store {
             });
         }
         let layout = Layout::open(&dir, &config)?;
+        let fencing = config.fencing.unwrap_or(layout.file_system().shared);
         Ok(Store {
             shared: Arc::new(Shared {
                 layout,
@@ -88,6 +92,7 @@ impl Store {
                 courtesy: Arc::default(),
                 queue: KernelQueue::default(),
                 counters: Counters::default(),
+                fencing,
             }),
         })
     }
@@ -95,6 +100,16 @@ impl Store {
     /// The store directory (absolute).
     pub fn dir(&self) -> &Path {
         self.shared.layout.root()
+    }
+
+    /// The file system the store is on (a network or FUSE one only if the builder allowed it).
+    pub fn file_system(&self) -> FileSystem {
+        self.shared.layout.file_system()
+    }
+
+    /// Whether check-ins are fenced (see [`StoreBuilder::fencing`]).
+    pub fn fencing(&self) -> bool {
+        self.shared.fencing
     }
 
     /// The number of shard directories.

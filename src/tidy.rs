@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::id::SessionId;
 use crate::layout::temp_owner;
 use crate::lock;
+use crate::netfs;
 use crate::store::Store;
 
 /// What a tidy pass removed.
@@ -69,6 +70,9 @@ impl Store {
             return;
         };
         for name in names {
+            if netfs::is_placeholder_name(&name) {
+                continue; // NFS's or FUSE's stand-in for a file deleted while open: not ours
+            }
             if let Some(owner) = temp_owner(&name) {
                 temps.push((owner, session_dir.join(&name)));
             } else if let Ok(id) = SessionId::parse(&name) {
@@ -152,13 +156,15 @@ impl Store {
 
 /// Names in a directory that are valid UTF-8 (all of ours are); streaming from the OS.
 fn list(dir: &Path) -> Result<Vec<String>, Error> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-        if let Ok(name) = entry.file_name().into_string() {
-            names.push(name);
+    netfs::retry_stale(|| {
+        let entries = fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
         }
-    }
-    Ok(names)
+        Ok(names)
+    })
 }

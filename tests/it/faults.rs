@@ -975,10 +975,14 @@ struct Race {
 /// Holder A has session n = 0 checked out and increments it; its lock file is damaged; holder B
 /// (another handle) tries to check the session out and, if it gets it, increments too. Both
 /// check in (A first if `a_first`). Panics on any error other than the expected ones.
-fn lock_fault_under_a_holder(fault: LockFault, a_first: bool) -> Race {
+fn lock_fault_under_a_holder(fault: LockFault, a_first: bool, fencing: bool) -> Race {
     use LockFault::*;
-    let ts = TestStore::new();
-    let other = second_handle(&ts.dir);
+    let ts = TestStore::with(|b| b.fencing(fencing));
+    let other = Store::builder(&ts.dir)
+        .lock_timeout(SHORT_LOCK_TIMEOUT)
+        .fencing(fencing)
+        .open()
+        .expect("open a second handle");
     let id = ts.store.create(&counter(0)).expect("create");
     let lock = lock_path_of(&ts.store, &id);
     let outside = ts.dir.with_file_name("outside");
@@ -1051,11 +1055,11 @@ fn lock_fault_under_a_holder(fault: LockFault, a_first: bool) -> Race {
 /// Runs the scenario for every fault and order; fails with every lost update found, and if the
 /// first holder's stale check-in is ever accepted or the second handle's outcome differs from
 /// what the path allows (it gets the session through anything it can open and lock).
-fn no_update_lost(faults: &[LockFault]) {
+fn no_update_lost(faults: &[LockFault], fencing: bool) {
     let mut failures = Vec::new();
     for &fault in faults {
         for a_first in [true, false] {
-            let race = lock_fault_under_a_holder(fault, a_first);
+            let race = lock_fault_under_a_holder(fault, a_first, fencing);
             failures.extend(race.lost);
             if !race.a_refused {
                 failures.push(format!(
@@ -1071,12 +1075,17 @@ fn no_update_lost(faults: &[LockFault]) {
 
 #[test]
 fn lock_file_replaced_under_a_holder_never_loses_an_update() {
-    no_update_lost(&[
-        LockFault::ReplacedByNewFile,
-        LockFault::Directory,
-        LockFault::Fifo,
-        LockFault::Symlink,
-    ]);
+    for fencing in [false, true] {
+        no_update_lost(
+            &[
+                LockFault::ReplacedByNewFile,
+                LockFault::Directory,
+                LockFault::Fifo,
+                LockFault::Symlink,
+            ],
+            fencing,
+        );
+    }
 }
 
 /// BUG (see the report): the holder's check before writing only asks whether its locked inode
@@ -1089,7 +1098,83 @@ fn lock_file_replaced_under_a_holder_never_loses_an_update() {
             held is not detected; catching it costs an lstat per acquisition and check-in, and \
             only the store's own user can rename it"]
 fn lock_file_moved_away_under_a_holder_must_not_lose_an_update() {
-    no_update_lost(&[LockFault::MovedAway, LockFault::HardLinkedThenUnlinked]);
+    no_update_lost(
+        &[LockFault::MovedAway, LockFault::HardLinkedThenUnlinked],
+        false,
+    );
+}
+
+/// With fencing (`StoreBuilder::fencing`, on by default on network file systems) the holder
+/// also checks, right before renaming, that the lock path still names its lock file: the
+/// moved-away lock is caught and the stale check-in refused.
+#[test]
+fn fencing_catches_a_lock_file_moved_away_under_a_holder() {
+    no_update_lost(
+        &[LockFault::MovedAway, LockFault::HardLinkedThenUnlinked],
+        true,
+    );
+}
+
+/// Fencing's version check: a session file replaced under a holder by a version it did not
+/// read (what a second host does when the file system's locks fail to exclude) makes the
+/// holder's check-in a typed `Conflict` that writes nothing; without fencing the holder's
+/// rename silently overwrites the other version (the lost update fencing exists to prevent).
+#[test]
+fn fencing_refuses_a_check_in_over_a_version_the_holder_did_not_read() {
+    for fencing in [true, false] {
+        let ts = TestStore::with(|b| b.fencing(fencing));
+        assert_eq!(ts.store.fencing(), fencing);
+        let id = ts.store.create(&counter(0)).expect("create");
+        let mut a = ts.store.checkout::<Dict>(&id).expect("checkout A");
+        a.data_mut().increment("n", 1).expect("n");
+        // "Another host" checks in n = 10 under the same id: built in a store of its own and
+        // renamed over A's session file, as that host's check-in would be.
+        let elsewhere = TestStore::new();
+        elsewhere
+            .store
+            .create_with_id(&id, &counter(0), sessiondir::Expiry::Never)
+            .expect("create elsewhere");
+        let mut other = elsewhere.store.checkout::<Dict>(&id).expect("checkout");
+        other.data_mut().insert("n", 10);
+        other.check_in().expect("check in elsewhere");
+        std::fs::copy(
+            elsewhere.store.session_path(&id),
+            ts.dir.join("other-host.tmp"),
+        )
+        .expect("copy");
+        #[allow(clippy::disallowed_methods)] // the other host's rename, done by hand
+        std::fs::rename(ts.dir.join("other-host.tmp"), ts.store.session_path(&id)).expect("rename");
+
+        let result = a.check_in();
+        if fencing {
+            let error = result.expect_err("a fenced check-in over another version is refused");
+            assert!(
+                matches!(
+                    error.error(),
+                    Error::Conflict {
+                        held: 1,
+                        found: Some(2),
+                        ..
+                    }
+                ),
+                "{:?}",
+                error.error()
+            );
+            drop(error);
+            assert_eq!(
+                n_of(&ts.store, &id),
+                Some(10),
+                "the other host's write stays"
+            );
+        } else {
+            result.expect("unfenced check-in overwrites");
+            assert_eq!(
+                n_of(&ts.store, &id),
+                Some(1),
+                "the other host's write is lost"
+            );
+        }
+    }
 }
 
 /// A holder whose lock file was removed under it must not move the session to a new id: the
@@ -1204,4 +1289,57 @@ fn a_waiter_queued_on_a_lock_file_removed_by_hand_reports_deleted() {
     co.check_in().expect("check in after");
     assert_eq!(n_of(&ts.store, &id), Some(1));
     assert!(lock.is_file(), "the lock file was recreated");
+}
+
+/// NFS renames a file deleted while open to `.nfsXXXX` and FUSE to `.fuse_hiddenXXXX` until the
+/// last descriptor closes: tidy, gc and listings must leave them alone (they are not ours, and
+/// removing one makes the file system recreate it or fail with EBUSY).
+#[test]
+fn nfs_and_fuse_stand_in_files_are_never_touched() {
+    let ts = TestStore::new();
+    let id = ts.store.create(&counter(1)).expect("create");
+    let session_dir = ts
+        .store
+        .session_path(&id)
+        .parent()
+        .expect("shard")
+        .to_path_buf();
+    let lock_dir = lock_path_of(&ts.store, &id)
+        .parent()
+        .expect("shard")
+        .to_path_buf();
+    let stand_ins: Vec<PathBuf> = [&session_dir, &lock_dir]
+        .into_iter()
+        .flat_map(|d| {
+            [
+                d.join(".nfs0000000001a2b3c400000001"),
+                d.join(".fuse_hidden0000000b00000001"),
+            ]
+        })
+        .collect();
+    for path in &stand_ins {
+        fs::write(path, b"still open elsewhere").expect("plant");
+    }
+    let tidy = ts.store.tidy().expect("tidy");
+    assert_eq!(
+        tidy,
+        TidyReport::default(),
+        "tidy saw nothing to do or fail on"
+    );
+    let ids: Vec<SessionId> = ts.store.ids().collect::<Result<_, _>>().expect("ids");
+    assert_eq!(ids, vec![id]);
+    crate::common::wait_until(Duration::from_secs(5), "the session to be idle", || {
+        let info = ts.store.info(&id).expect("info").expect("exists");
+        info.idle_for() > Duration::from_millis(2)
+    });
+    let gc = ts.store.delete_idle(Duration::from_millis(1)).expect("gc");
+    assert_eq!((gc.scanned, gc.deleted, gc.damaged), (1, 1, 0));
+    for path in &stand_ins {
+        assert_eq!(
+            fs::read(path).expect("still there"),
+            b"still open elsewhere",
+            "{}",
+            path.display()
+        );
+    }
 }
