@@ -4,6 +4,8 @@
 
 // A redis-server per test, and fresh stores of both kinds.
 mod common;
+// The core contract, written once over `Backend` and run against both stores.
+mod conformance;
 // Redis specifics: leases and fencing, a SIGSTOPped holder, worker processes, server TTLs,
 // damaged values, an unreachable server.
 mod redis_lease;
