@@ -139,13 +139,7 @@ impl<T: Serialize, B: Backend> Checkout<T, B> {
     }
 
     fn write(&mut self, then_release: bool) -> Result<(), Error> {
-        let now = format::now_ms();
-        let header = Header {
-            generation: self.header.generation.wrapping_add(1),
-            modified_ms: now,
-            expires_ms: next_expiry(&self.header, now),
-            ..self.header
-        };
+        let header = rewritten_header(&self.header, None, format::now_ms());
         let max = self.held.max_payload();
         let (bytes, header) = format::encode(self.held.location(), header, &self.data, max)?;
         match self.held.write(&bytes, &self.header, &header, then_release) {
@@ -306,14 +300,23 @@ impl Locked {
             config.file_mode,
             config.durability,
             || {
+                self.verify_lock()?;
                 if shared.fencing {
-                    self.held.verify_at_path()?;
-                    self.require_version(previous)
-                } else {
-                    self.held.verify()
+                    self.require_version(previous)?;
                 }
+                Ok(())
             },
         )
+    }
+
+    /// Checks the lock is still ours before a change (write, delete, cycle): the locked file
+    /// still linked, and with fencing also still the file at the lock path.
+    fn verify_lock(&self) -> Result<(), Error> {
+        if self.store.shared.fencing {
+            self.held.verify_at_path()
+        } else {
+            self.held.verify()
+        }
     }
 
     /// Fencing: the session file on disk must be the version `previous` this holder read.
@@ -349,7 +352,7 @@ impl Locked {
         // As before a write: if our lock file was removed under us, another process may hold
         // the session through a new one; deleting would pull it from under that holder (and
         // unlink its lock file). Refuse with `LockLost` (tests/it/faults.rs).
-        self.held.verify()?;
+        self.verify_lock()?;
         let shared = &self.store.shared;
         let (existed, unsynced) = match atomic::remove(&self.data_path, shared.config.durability) {
             Ok(existed) => (existed, None),
@@ -373,7 +376,7 @@ impl Locked {
         // As before a write: a holder whose lock file was removed under it must not move the
         // session, or the fresh lock of the new id would let its stale data overwrite what
         // another holder checked in meanwhile. Refuse with `LockLost` (tests/it/faults.rs).
-        self.held.verify()?;
+        self.verify_lock()?;
         let shared = &*self.store.shared;
         loop {
             let new_id = SessionId::generate()?;

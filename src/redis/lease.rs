@@ -89,24 +89,27 @@ impl Lease {
             observer.waiting(id);
         }
         let deadline = start + inner.lock_timeout;
-        let mut subscriber = inner.pool.take().ok();
-        let mut events = subscriber
+        let mut subscriber = inner.pool.take();
+        let mut events = match subscriber
             .as_mut()
-            .and_then(|con| subscribe(con, &keys.channel));
+            .map_err(|e| e.clone())
+            .and_then(|con| subscribe(con, &keys.channel))
+        {
+            Ok(pubsub) => Some(pubsub),
+            Err(source) => {
+                if let Some(observer) = &inner.observer {
+                    let key = store.location(&keys.channel);
+                    observer.events_unavailable(&Error::Redis {
+                        op: "subscribe to",
+                        key: key.display().to_string(),
+                        source,
+                    });
+                }
+                None
+            }
+        };
         // Whether the subscriber connection is in a known state, to go back to the pool.
         let mut reusable = events.is_some();
-        if events.is_none()
-            && let Some(observer) = &inner.observer
-        {
-            let key = store.location(&keys.channel);
-            observer.events_unavailable(&Error::Redis {
-                op: "subscribe to",
-                key: key.display().to_string(),
-                source: redis::RedisError::from(std::io::Error::other(
-                    "no connection for the release channel; polling",
-                )),
-            });
-        }
         let mut delay = Duration::from_millis(1);
         let mut by = AcquiredBy::Poll;
         let mut pttl;
@@ -153,7 +156,7 @@ impl Lease {
             let _ = pubsub.set_read_timeout(Some(inner.pool.io_timeout()));
         }
         drop(events); // unsubscribes
-        if let Some(con) = subscriber
+        if let Ok(con) = subscriber
             && reusable
         {
             inner.pool.give_back(con, None);
@@ -398,11 +401,11 @@ fn attempt(store: &RedisStore, keys: &Keys, token: &str) -> Result<Attempt, Erro
     }
 }
 
-/// Subscribes a connection to a release channel; `None` if that fails (then we poll).
-fn subscribe<'a>(con: &'a mut Connection, channel: &str) -> Option<redis::PubSub<'a>> {
+/// Subscribes a connection to a release channel (if that fails, the waiter polls).
+fn subscribe<'a>(con: &'a mut Connection, channel: &str) -> redis::RedisResult<redis::PubSub<'a>> {
     let mut pubsub = con.as_pubsub();
-    pubsub.subscribe(channel).ok()?;
-    Some(pubsub)
+    pubsub.subscribe(channel)?;
+    Ok(pubsub)
 }
 
 enum Woke {
