@@ -281,8 +281,14 @@ impl Locked {
 
     /// The lock file exists but the session file does not: a create or delete crashed half
     /// way. We hold the lock, so removing the orphaned lock file is safe; report not found.
+    /// Fenced (a shared file system), the lock file stays for tidy: there a missing file can
+    /// also be this host's stale view of a live session (a cached negative or replaced entry,
+    /// design §13), and unlinking a live session's lock would turn its waiters' check-outs
+    /// into false `Deleted` errors.
     fn vanished(&self) -> Error {
-        let _ = atomic::remove(self.held.path(), self.store.shared.config.durability);
+        if !self.store.shared.fencing {
+            let _ = atomic::remove(self.held.path(), self.store.shared.config.durability);
+        }
         Error::NotFound { id: self.id }
     }
 

@@ -19,7 +19,7 @@ use crate::error::Error;
 /// Number of characters in a rendered id.
 pub const ID_LEN: usize = 32;
 /// Random bytes behind an id (160 bits).
-const ID_BYTES: usize = 20;
+pub(crate) const ID_BYTES: usize = 20;
 /// RFC 4648 base32 alphabet, lower case.
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 

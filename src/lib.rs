@@ -63,7 +63,10 @@
 //!   [`StoreBuilder::allow_network_fs`] opts in; then check-ins are fenced
 //!   ([`StoreBuilder::fencing`]): a check-in over a version the holder did not read is refused
 //!   with [`Error::Conflict`]. That narrows the damage a non-excluding lock can do, but does
-//!   not close it (`docs/design.md` §13); the Redis backend does.
+//!   not close it, and does nothing against caches that serve old files (`docs/design.md`
+//!   §13); the Redis backend does. [`doctor::Doctor`] checks a mount (and a second mount of
+//!   the same share) for locks that exclude and renames the next reader sees;
+//!   `docs/shared-filesystems.md` lists the configurations that pass.
 //! * Strict arrival order: waiters are served by the kernel's queue, but a releasing process
 //!   may re-take a contended session a few times in a row.
 //! * Open the store after `fork`, and never fork while holding a check-out.
@@ -113,6 +116,8 @@ pub mod axum;
 // The same sessions on a Redis or Valkey server, behind the same `Backend` API.
 #[cfg(feature = "redis")]
 pub mod redis;
+// Probing a directory (and a second mount of it) for working locks and fresh reads.
+pub mod doctor;
 // A tower-sessions `SessionStore` on a session directory.
 #[cfg(feature = "tower-sessions")]
 pub mod tower;

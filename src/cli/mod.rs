@@ -13,6 +13,7 @@
 
 mod admin;
 mod bench;
+mod doctor;
 mod output;
 mod torture;
 
@@ -48,6 +49,9 @@ enum Command {
     Stats(StoreArgs),
     /// Stream creations, check-ins and deletions as they happen.
     Watch(admin::WatchArgs),
+    /// Probe a directory (and a second mount of the same share) for working locks and fresh
+    /// reads after renames: whether a store can run there.
+    Doctor(doctor::DoctorArgs),
     /// Measure lock contention: worker processes (or threads) checking sessions out and in.
     Bench(bench::BenchArgs),
     /// One benchmark worker (started by `bench`).
@@ -70,12 +74,18 @@ struct StoreArgs {
     /// Print JSON (one object per line) instead of text.
     #[arg(long)]
     json: bool,
+    /// Allow a directory on a network or FUSE file system (check it with `doctor` first).
+    #[arg(long)]
+    allow_network_fs: bool,
 }
 
 impl StoreArgs {
     /// Opens an existing store; a missing one is an error, never silently created.
     fn open(&self) -> Result<Store, Failure> {
-        Ok(Store::builder(&self.dir).create_if_missing(false).open()?)
+        Ok(Store::builder(&self.dir)
+            .create_if_missing(false)
+            .allow_network_fs(self.allow_network_fs)
+            .open()?)
     }
 }
 
@@ -135,6 +145,7 @@ pub fn main() -> ExitCode {
         Command::Tidy(a) => admin::tidy(&a),
         Command::Stats(a) => admin::stats(&a),
         Command::Watch(a) => admin::watch(&a),
+        Command::Doctor(a) => doctor::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::BenchWorker(a) => bench::worker(&a),
         Command::Torture(a) => torture::run(&a),

@@ -379,3 +379,35 @@ fn human_report_says_verified_ok() {
         out.stdout
     );
 }
+
+/// `--other-mount`: odd workers go through a second path to the same directory (here a
+/// symlink; on a shared file system, another mount), and the run still verifies exactly.
+#[test]
+fn workers_split_across_a_second_path_to_the_directory_add_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sessions");
+    std::fs::create_dir(&dir).unwrap();
+    let link = tmp.path().join("other-mount");
+    std::os::unix::fs::symlink(&dir, &link).unwrap();
+    let out = sessiondir([
+        "bench",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--other-mount",
+        link.to_str().unwrap(),
+        "--workers",
+        "4",
+        "--ops",
+        "40",
+        "--sessions",
+        "2",
+        "--mode",
+        "hot",
+        "--json",
+    ]);
+    out.ok();
+    let v = one_line(&out);
+    assert_verified(&v, "sessiondir", 160);
+    // Without --dir there is nothing for the second mount to be a view of.
+    sessiondir(["bench", "--other-mount", link.to_str().unwrap()]).expect_code(2);
+}

@@ -19,5 +19,7 @@ mod watch;
 mod errors;
 // The benchmark's harness contract.
 mod bench;
+// Probing a directory (and a second path to it) for working locks and fresh reads.
+mod doctor;
 // Crash-and-load torture: a short verified run, and the verifier catching damage.
 mod torture;

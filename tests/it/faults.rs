@@ -1343,3 +1343,36 @@ fn nfs_and_fuse_stand_in_files_are_never_touched() {
         );
     }
 }
+
+/// A session file missing under the lock: unfenced (a local disk) it is a crashed create or
+/// delete, and the orphaned lock file is removed; fenced (a shared file system) it may be this
+/// host's stale view of a live session, so the lock file stays (tidy's business) and the
+/// check-out reports `NotFound` either way.
+#[test]
+fn a_session_missing_under_the_lock_keeps_its_lock_file_only_when_fenced() {
+    for fencing in [false, true] {
+        let ts = TestStore::with(|b| b.fencing(fencing));
+        let id = ts.store.create(&counter(1)).expect("create");
+        let lock = lock_path_of(&ts.store, &id);
+        // What a stale entry shows this host: the session file is not there.
+        std::fs::copy(ts.store.session_path(&id), ts.dir.join("kept")).expect("copy");
+        #[allow(clippy::disallowed_methods)] // the stale view, made by hand
+        std::fs::remove_file(ts.store.session_path(&id)).expect("remove");
+        let error = ts
+            .store
+            .checkout::<Dict>(&id)
+            .expect_err("nothing to check out");
+        assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+        assert_eq!(lock.exists(), fencing, "fencing {fencing}: lock file kept");
+        if fencing {
+            // The session shows up again (the cache expired): it checks out normally.
+            #[allow(clippy::disallowed_methods)]
+            std::fs::rename(ts.dir.join("kept"), ts.store.session_path(&id)).expect("restore");
+            let s = ts
+                .store
+                .checkout::<Dict>(&id)
+                .expect("checkout after the view refreshed");
+            assert_eq!(s.data().get_i64("n"), Some(1));
+        }
+    }
+}

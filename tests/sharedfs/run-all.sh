@@ -1,33 +1,44 @@
 #!/usr/bin/env bash
-# Sets up each shared-file-system pair in turn, runs probe.py on it, tears it down, and prints a
-# table with timings and results.
+# The multi-host test: sets up each shared-file-system pair in turn (two mounts of one share, two
+# "hosts"), runs on it the raw probe (probe.py), `sessiondir doctor` between the two mounts, and
+# `sessiondir bench` with worker processes split across the two mounts; tears it down; prints a
+# table.
 #
 # Usage:
-#   tests/sharedfs/run-all.sh [--workdir DIR] [--with-default-caches] [--incs N]
+#   tests/sharedfs/run-all.sh [--workdir DIR] [--with-gluster-default] [--incs N] [--sessiondir BIN]
 #
-# Configurations: juicefs (caches 0), glusterfs (caches 0), bindfs (the negative case); with
-# --with-default-caches also juicefs and glusterfs with their default caches (informational:
-# they are known to lose updates or to spin on ESTALE/ENOENT, about 1-2 minutes more).
-# Exit 0 iff every caches-0 pair excluded every lock and lost no update, and bindfs was seen to
-# NOT exclude (the probe must catch a broken file system). Needs root. Every pair is torn down,
-# also on failure or interrupt.
+# Configurations: juicefs and glusterfs with caches 0 (must be correct: probe exact, doctor
+# passes, the store's workers on both mounts add up exactly, and the store refuses the mount
+# without --allow-network-fs), then the broken ones, which must be *caught*: bindfs (locks not
+# forwarded) and juicefs with its default 1 s caches (stale reads under the lock): the probe
+# loses updates and `sessiondir doctor` fails (exit 4). --with-gluster-default adds glusterfs
+# with its default caches (about a minute of ESTALE storm; also must be caught).
+# BIN defaults to target/release/sessiondir (built if missing). Exit 0 iff every expectation
+# held. Needs root. Every pair is torn down, also on failure or interrupt.
 set -euo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
+REPO=$(cd "$HERE/../.." && pwd)
 WORK=/tmp/sessiondir-sharedfs
-WITH_DEFAULTS=0
+WITH_GLUSTER_DEFAULT=0
 INCS=50
+SESSIONDIR=$REPO/target/release/sessiondir
 while [[ $# -gt 0 ]]; do
   case $1 in
     --workdir) WORK=$2; shift ;;
-    --with-default-caches) WITH_DEFAULTS=1 ;;
+    --with-gluster-default) WITH_GLUSTER_DEFAULT=1 ;;
     --incs) INCS=$2; shift ;;
-    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    --sessiondir) SESSIONDIR=$2; shift ;;
+    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
   shift
 done
+if [[ ! -x $SESSIONDIR ]]; then
+  echo "building $SESSIONDIR" >&2
+  (cd "$REPO" && cargo build --release --quiet)
+fi
 
-configs=("juicefs cache0" "glusterfs cache0" "bindfs default")
-((WITH_DEFAULTS)) && configs+=("juicefs default" "glusterfs default")
+configs=("juicefs cache0" "glusterfs cache0" "bindfs default" "juicefs default")
+((WITH_GLUSTER_DEFAULT)) && configs+=("glusterfs default")
 
 current=""
 # shellcheck disable=SC2329  # invoked by the trap
@@ -57,9 +68,25 @@ for c in "${configs[@]}"; do
   out=$(timeout 900 python3 "$HERE/probe.py" all "$1" "$2" --incs "$INCS" --label "$fs-$mode") && rc=0 || rc=$?
   echo "$out" >&2
   t2=$(now)
+  # sessiondir between the two mounts: the doctor's verdict, then a store with 2 worker
+  # processes on each mount, hot (one session), verified exactly.
+  dout=$(timeout 300 "$SESSIONDIR" doctor --dir "$1" --other-mount "$2" --json) && drc=0 || drc=$?
+  echo "$dout" >&2
+  mkdir -p "$1/bench"
+  bout=$(timeout 600 "$SESSIONDIR" bench --dir "$1/bench" --other-mount "$2/bench" \
+    --allow-network-fs --workers 4 --ops 50 --sessions 4 --mode hot --json) && brc=0 || brc=$?
+  echo "$bout" >&2
+  # Without the opt-in the store refuses the mount.
+  refused=no
+  if ! "$SESSIONDIR" stats --dir "$1/bench" 2>"$base.stats.err" >/dev/null &&
+    grep -q "fuse" "$base.stats.err"; then
+    refused=yes
+  fi
+  rm -f "$base.stats.err"
+  t3=$(now)
   bash "$HERE/$fs.sh" down "$base" >&2
   current=""
-  t3=$(now)
+  t4=$(now)
   summary=$(printf '%s\n' "$out" | python3 -c '
 import json, sys
 r = {}
@@ -68,21 +95,44 @@ for line in sys.stdin:
         r.update(json.loads(line))
 l, c = r.get("locks", {}), r.get("counter", {})
 ex = "/".join("y" if l.get(k + "_excluded") else "N" for k in ("flock", "ofd", "posix"))
-print("%s | %s of %s | %s | %s | %s" % (ex, c.get("lost", "?"), c.get("expected", "?"),
-      c.get("estale_read_retries", "?"), c.get("enoent_read_retries", "?"), c.get("seconds", "?")))
+print("%s | %s of %s | %s | %s" % (ex, c.get("lost", "?"), c.get("expected", "?"),
+      c.get("estale_read_retries", "?"), c.get("enoent_read_retries", "?")))
 ')
-  if [[ $fs == bindfs ]]; then
-    if ((rc == 1)); then verdict="ok (broken, as expected)"; else verdict="PROBE MISSED IT"; fail=1; fi
-  elif [[ $mode == cache0 ]]; then
-    if ((rc == 0)); then verdict=ok; else verdict=FAILED; fail=1; fi
+  sd=$(printf '%s\n%s\n' "$dout" "$bout" | python3 -c '
+import json, sys
+d, b = {}, {}
+for line in sys.stdin:
+    if line.startswith("{"):
+        j = json.loads(line)
+        if "checks" in j:
+            d = j
+        else:
+            b = j
+failed = ",".join(c["name"] for c in d.get("checks", []) if c["verdict"] == "fail")
+print("%s%s | %s of %s, %s lost, %s failed" % (d.get("verdict", "?"),
+      " (" + failed + ")" if failed else "", b.get("counter_sum", "?"),
+      b.get("expected_sum", "?"), b.get("lost_updates", "?"), b.get("errors", "?")))
+')
+  if [[ $mode == cache0 ]]; then
+    if ((rc == 0 && drc == 0 && brc == 0)) && [[ $refused == yes ]]; then
+      verdict=ok
+    else
+      verdict="FAILED (probe $rc, doctor $drc, bench $brc, refused without opt-in: $refused)"
+      fail=1
+    fi
   else
-    if ((rc == 0)); then verdict=correct; else verdict="incorrect (known)"; fi
+    if ((rc == 1 && drc == 4)); then
+      verdict="ok (broken, and caught)"
+    else
+      verdict="NOT CAUGHT (probe $rc, doctor $drc)"
+      fail=1
+    fi
   fi
-  rows+=("| $fs | $mode | $(secs "$t0" "$t1") | $summary | $(secs "$t2" "$t3") | $verdict |")
+  rows+=("| $fs | $mode | $(secs "$t0" "$t1") | $summary | $(secs "$t1" "$t2") | $sd | $(secs "$t2" "$t3") | $(secs "$t3" "$t4") | $verdict |")
 done
 
 echo
-echo "| fs | caches | up s | excluded flock/ofd/posix | lost | ESTALE retries | ENOENT retries | counter s | down s | verdict |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| fs | caches | up s | probe: excluded flock/ofd/posix | probe: lost | ESTALE retries | ENOENT retries | probe s | doctor | sessiondir bench: counters | sessiondir s | down s | verdict |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 exit "$fail"

@@ -38,6 +38,14 @@ pub struct BenchArgs {
     /// directory, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The same `--dir` through a second mount of a shared file system (another host's view):
+    /// odd-numbered workers use it, even-numbered ones `--dir`.
+    #[arg(long, requires = "dir")]
+    other_mount: Option<PathBuf>,
+    /// Allow a `--dir` on a network or FUSE file system (check it with `doctor` first; the
+    /// store runs fenced there).
+    #[arg(long)]
+    allow_network_fs: bool,
     /// Number of workers.
     #[arg(long, default_value_t = 4)]
     workers: usize,
@@ -156,6 +164,8 @@ struct Bench<'a> {
     args: &'a BenchArgs,
     dir: PathBuf,
     store: Store,
+    /// `--other-mount`: the same directory through a second mount, and a store opened there.
+    other: Option<(PathBuf, Store)>,
     ids: Vec<SessionId>,
     redis: Option<RedisSide>,
     /// Ops acknowledged so far in this invocation, per system (store, floor, redis): what the
@@ -257,6 +267,7 @@ impl<'a> Bench<'a> {
     fn prepare(args: &'a BenchArgs, dir: PathBuf) -> Result<Self, Failure> {
         let store = Store::builder(&dir)
             .durability(durability(args.fsync))
+            .allow_network_fs(args.allow_network_fs)
             .open()?;
         let mut data = Dict::new();
         data.insert("counter", 0i64);
@@ -290,10 +301,22 @@ impl<'a> Bench<'a> {
                 url: args.redis_url.clone(),
             })
         };
+        let other = match &args.other_mount {
+            Some(path) => {
+                let store = Store::builder(path)
+                    .create_if_missing(false)
+                    .durability(durability(args.fsync))
+                    .allow_network_fs(args.allow_network_fs)
+                    .open()?;
+                Some((path.clone(), store))
+            }
+            None => None,
+        };
         Ok(Bench {
             args,
             dir,
             store,
+            other,
             ids,
             redis,
             acknowledged: std::cell::Cell::new([0; 3]),
@@ -314,6 +337,14 @@ impl<'a> Bench<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The directory and store worker `w` uses: odd workers go through `--other-mount`.
+    fn mount_of(&self, w: usize) -> (&Path, &Store) {
+        match &self.other {
+            Some((path, store)) if w % 2 == 1 => (path, store),
+            _ => (&self.dir, &self.store),
+        }
     }
 
     fn plan(&self, worker: usize, round: usize) -> Plan {
@@ -411,21 +442,21 @@ impl<'a> Bench<'a> {
         round: usize,
     ) -> (Vec<WorkerResult>, Duration) {
         let barrier = Arc::new(Barrier::new(workers + 1));
-        let floor_dir = self.dir.join(FLOOR_DIR);
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|w| {
                     let barrier = Arc::clone(&barrier);
                     let plan = self.plan(w, round);
-                    let store = self.store.clone();
-                    let (ids, floor_dir, fsync) = (&self.ids, &floor_dir, self.args.fsync == 1);
+                    let (dir, store) = self.mount_of(w);
+                    let (store, floor_dir) = (store.clone(), dir.join(FLOOR_DIR));
+                    let (ids, fsync) = (&self.ids, self.args.fsync == 1);
                     let redis = self.redis.as_ref();
                     scope.spawn(move || {
                         barrier.wait();
                         match (system, redis) {
                             (System::Store, _) => workload::run_store(&store, ids, &plan),
                             (System::Floor, _) => {
-                                workload::run_floor(floor_dir, ids.len(), &plan, fsync)
+                                workload::run_floor(&floor_dir, ids.len(), &plan, fsync)
                             }
                             (System::Redis, Some(r)) => {
                                 workload::run_store(&r.store, &r.ids, &plan)
@@ -458,7 +489,7 @@ impl<'a> Bench<'a> {
             let mut cmd = Command::new(&exe);
             cmd.arg("bench-worker")
                 .arg("--dir")
-                .arg(&self.dir)
+                .arg(self.mount_of(w).0)
                 .args(["--ops", &plan.ops.to_string()])
                 .args(["--sessions", &self.ids.len().to_string()])
                 .args(["--hold-us", &self.args.hold_us.to_string()])
@@ -581,9 +612,11 @@ pub fn worker(a: &WorkerArgs) -> Result<(), Failure> {
         hold: Duration::from_micros(a.hold_us),
         seed: a.seed,
     };
+    // The parent decided whether a shared file system is allowed (`--allow-network-fs`).
     let store = Store::builder(&a.dir)
         .create_if_missing(false)
         .durability(durability(a.fsync))
+        .allow_network_fs(true)
         .open()?;
     let redis = match &a.redis_url {
         Some(url) => Some((

@@ -1,0 +1,140 @@
+//! `sessiondir doctor`: the probe's verdicts, its JSON, its exit codes, and that it leaves the
+//! directory as it found it. (Real network and FUSE mounts, where it must fail, are exercised
+//! by `tests/sharedfs/run-all.sh`.)
+
+use serde_json::Value as Json;
+
+use crate::common::*;
+
+fn checks(v: &Json) -> Vec<(String, String)> {
+    v["checks"]
+        .as_array()
+        .expect("checks array")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().expect("name").to_string(),
+                c["verdict"].as_str().expect("verdict").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_local_store_directory_passes_and_is_left_as_it_was() {
+    let env = Env::new();
+    let id = env.store.create(&counter(5)).unwrap();
+    let before = entries(&env.dir);
+    let out = sessiondir([
+        "doctor",
+        "--dir",
+        env.dir.to_str().unwrap(),
+        "--rounds",
+        "6",
+        "--increments",
+        "5",
+        "--json",
+    ]);
+    out.expect_code(0);
+    let v: Json = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    assert_eq!(v["verdict"], "pass", "{v}");
+    assert_eq!(v["shared"], false);
+    assert_eq!(
+        checks(&v),
+        [
+            ("file-system".into(), "pass".into()),
+            ("lock-exclusion".into(), "pass".into()),
+            ("rename-visibility".into(), "pass".into()),
+            ("store".into(), "pass".into()),
+        ]
+    );
+    assert_eq!(entries(&env.dir), before, "the scratch directory is gone");
+    let n = env.store.load::<sessiondir::Dict>(&id).unwrap().unwrap();
+    assert_eq!(
+        n.get_i64("counter"),
+        Some(5),
+        "the store's own session is untouched"
+    );
+}
+
+#[test]
+fn a_second_path_to_the_same_directory_passes_every_check_in_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = sessiondir([
+        "doctor",
+        "--dir",
+        real.to_str().unwrap(),
+        "--other-mount",
+        link.to_str().unwrap(),
+        "--rounds",
+        "6",
+        "--increments",
+        "5",
+    ]);
+    out.expect_code(0);
+    for name in [
+        "file-system",
+        "same-share",
+        "lock-exclusion",
+        "rename-visibility",
+        "store",
+    ] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with("pass") && l.contains(name)),
+            "{name} not passed:\n{}",
+            out.stdout
+        );
+    }
+    assert!(out.stdout.contains("verdict: pass"), "{}", out.stdout);
+}
+
+#[test]
+fn two_unrelated_directories_fail_same_share_with_exit_4() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = sessiondir([
+        "doctor",
+        "--dir",
+        a.path().to_str().unwrap(),
+        "--other-mount",
+        b.path().to_str().unwrap(),
+        "--json",
+    ]);
+    out.expect_code(4);
+    let v: Json = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    assert_eq!(v["verdict"], "fail");
+    assert_eq!(
+        checks(&v),
+        [
+            ("file-system".into(), "pass".into()),
+            ("same-share".into(), "fail".into()),
+        ]
+    );
+    assert!(out.stderr.contains("same-share"), "{}", out.stderr);
+    assert!(entries(a.path()).is_empty() && entries(b.path()).is_empty());
+}
+
+#[test]
+fn a_missing_directory_exits_2_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-dir");
+    let out = sessiondir(["doctor", "--dir", missing.to_str().unwrap()]);
+    out.expect_code(2);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("no-such-dir"), "{}", out.stderr);
+    assert!(!exists(&missing));
+}
