@@ -76,11 +76,22 @@ const STALE_ATTEMPTS: u32 = 4;
 /// Runs `op` again when it fails with `ESTALE`: on NFS-like file systems a file handle goes
 /// stale when another host replaced the file (our check-ins do, by rename), and looking the
 /// path up again finds the new file.
-pub(crate) fn retry_stale<T>(mut op: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+pub(crate) fn retry_stale<T>(op: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    retry_stale_counted(op, &mut 0)
+}
+
+/// [`retry_stale`], adding the number of retries made to `retries` (for `doctor`).
+pub(crate) fn retry_stale_counted<T>(
+    mut op: impl FnMut() -> Result<T, Error>,
+    retries: &mut u64,
+) -> Result<T, Error> {
     let mut attempt = 1;
     loop {
         match op() {
-            Err(e) if attempt < STALE_ATTEMPTS && is_stale(&e) => attempt += 1,
+            Err(e) if attempt < STALE_ATTEMPTS && is_stale(&e) => {
+                attempt += 1;
+                *retries += 1;
+            }
             other => return other,
         }
     }
@@ -123,6 +134,15 @@ mod tests {
             if calls < 3 { Err(stale()) } else { Ok(calls) }
         });
         assert_eq!(r.expect("third attempt succeeds"), 3);
+        let (mut calls, mut retries) = (0, 0);
+        let r = retry_stale_counted(
+            || {
+                calls += 1;
+                if calls < 3 { Err(stale()) } else { Ok(calls) }
+            },
+            &mut retries,
+        );
+        assert_eq!((r.expect("third attempt"), retries), (3, 2));
         let mut calls = 0;
         let r: Result<(), Error> = retry_stale(|| {
             calls += 1;

@@ -2,13 +2,14 @@
 //! [`SessionRef`] (a lock-free snapshot).
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use ::axum::extract::FromRequestParts;
 use http::request::Parts;
 
-use crate::{Checkout, Dict, Error, Expiry, SessionId, SessionInfo, Store};
+use crate::{Backend, Checkout, Dict, Error, Expiry, SessionId, SessionInfo, Store};
 
 use super::SessionData;
 use super::cookie::{Presented, max_age};
@@ -39,18 +40,18 @@ const LOST: &str = "SessionMut used after its session was lost: a cycle_id() cal
 /// hands over the same check-out; two `SessionMut`s alive at once in one request are refused
 /// with [`SessionRejection::AlreadyCheckedOut`]. Moving it out of the request (into a spawned
 /// task) is allowed but its changes are then never saved.
-pub struct SessionMut<T = Dict> {
-    slot: Arc<Slot<T>>,
+pub struct SessionMut<T = Dict, B: Backend = Store> {
+    slot: Arc<Slot<T, B>>,
     /// `Some` from extraction until drop (see [`LOST`] for the one exception).
-    entry: Option<Entry<T>>,
+    entry: Option<Entry<T, B>>,
 }
 
-impl<T> SessionMut<T> {
-    fn entry(&self) -> &Entry<T> {
+impl<T, B: Backend> SessionMut<T, B> {
+    fn entry(&self) -> &Entry<T, B> {
         self.entry.as_ref().expect(LOST)
     }
 
-    fn entry_mut(&mut self) -> &mut Entry<T> {
+    fn entry_mut(&mut self) -> &mut Entry<T, B> {
         self.entry.as_mut().expect(LOST)
     }
 
@@ -95,7 +96,7 @@ impl<T> SessionMut<T> {
     }
 }
 
-impl<T: SessionData> SessionMut<T> {
+impl<T: SessionData, B: Backend> SessionMut<T, B> {
     /// Gives the session a new id, keeping its data and the check-out (call it when the user
     /// logs in or gains privileges: defence against session fixation). The old id stops
     /// existing at once; the response carries a cookie with the new id whatever its status.
@@ -134,10 +135,10 @@ impl<T: SessionData> SessionMut<T> {
 
 /// Creates a session holding `fresh`'s data and checks it out (nobody else knows the id yet,
 /// so the check-out does not wait).
-fn create_checked_out<T: SessionData>(
-    store: &Store,
+fn create_checked_out<T: SessionData, B: Backend>(
+    store: &B,
     fresh: &Fresh<T>,
-) -> Result<Checkout<T>, Error> {
+) -> Result<Checkout<T, B>, Error> {
     let id = match fresh.expiry {
         Some(expiry) => store.create_with_expiry(&fresh.data, expiry)?,
         None => store.create(&fresh.data)?,
@@ -145,7 +146,7 @@ fn create_checked_out<T: SessionData>(
     store.checkout(&id)
 }
 
-impl<T> Deref for SessionMut<T> {
+impl<T, B: Backend> Deref for SessionMut<T, B> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -156,7 +157,7 @@ impl<T> Deref for SessionMut<T> {
     }
 }
 
-impl<T> DerefMut for SessionMut<T> {
+impl<T, B: Backend> DerefMut for SessionMut<T, B> {
     fn deref_mut(&mut self) -> &mut T {
         match self.entry_mut() {
             Entry::CheckedOut(c) => c.data_mut(),
@@ -168,7 +169,7 @@ impl<T> DerefMut for SessionMut<T> {
     }
 }
 
-impl<T> Drop for SessionMut<T> {
+impl<T, B: Backend> Drop for SessionMut<T, B> {
     /// Parks the session back in the request's slot for the layer (or a later extractor).
     fn drop(&mut self) {
         let mut state = self.slot.state();
@@ -179,7 +180,7 @@ impl<T> Drop for SessionMut<T> {
     }
 }
 
-impl<T> fmt::Debug for SessionMut<T> {
+impl<T, B: Backend> fmt::Debug for SessionMut<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let id = match &self.entry {
             Some(Entry::CheckedOut(c)) => Some(*c.id()),
@@ -191,15 +192,16 @@ impl<T> fmt::Debug for SessionMut<T> {
     }
 }
 
-impl<S, T> FromRequestParts<S> for SessionMut<T>
+impl<S, T, B> FromRequestParts<S> for SessionMut<T, B>
 where
     S: Send + Sync,
     T: SessionData,
+    B: Backend,
 {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let slot = slot_of::<T>(parts)?;
+        let slot = slot_of::<T, B>(parts)?;
         let (parked, known_dead) = {
             let mut state = slot.state();
             if state.lent {
@@ -223,10 +225,10 @@ where
 
 /// The first check-out of the request: the presented id's session, or a fresh one if there is
 /// no such live session.
-async fn check_out<T: SessionData>(
-    slot: &Slot<T>,
+async fn check_out<T: SessionData, B: Backend>(
+    slot: &Slot<T, B>,
     id: SessionId,
-) -> Result<Entry<T>, SessionRejection> {
+) -> Result<Entry<T, B>, SessionRejection> {
     let store = slot.store.clone();
     match blocking(move || store.checkout::<T>(&id)).await? {
         Ok(c) => Ok(Entry::CheckedOut(c)),
@@ -246,13 +248,23 @@ async fn check_out<T: SessionData>(
 /// `T::default()` and nothing is created on disk. A session checked out by a
 /// [`SessionMut`] of the same request is read as last checked in, without that request's
 /// unsaved changes.
-#[derive(Debug)]
-pub struct SessionRef<T = Dict> {
+pub struct SessionRef<T = Dict, B: Backend = Store> {
     data: T,
     info: Option<SessionInfo>,
+    /// Which layer's sessions (the backend picks the request's slot).
+    _backend: PhantomData<fn() -> B>,
 }
 
-impl<T> SessionRef<T> {
+impl<T: fmt::Debug, B: Backend> fmt::Debug for SessionRef<T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRef")
+            .field("data", &self.data)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl<T, B: Backend> SessionRef<T, B> {
     /// The session's id; `None` if the client has no live session.
     pub fn id(&self) -> Option<SessionId> {
         self.info.as_ref().map(|i| i.id)
@@ -274,7 +286,7 @@ impl<T> SessionRef<T> {
     }
 }
 
-impl<T> Deref for SessionRef<T> {
+impl<T, B: Backend> Deref for SessionRef<T, B> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -282,18 +294,20 @@ impl<T> Deref for SessionRef<T> {
     }
 }
 
-impl<S, T> FromRequestParts<S> for SessionRef<T>
+impl<S, T, B> FromRequestParts<S> for SessionRef<T, B>
 where
     S: Send + Sync,
     T: SessionData,
+    B: Backend,
 {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let slot = slot_of::<T>(parts)?;
+        let slot = slot_of::<T, B>(parts)?;
         let fresh = SessionRef {
             data: T::default(),
             info: None,
+            _backend: PhantomData,
         };
         let Presented::Valid(id) = slot.presented else {
             return Ok(fresh);
@@ -307,6 +321,7 @@ where
             Ok(Some(s)) => Ok(SessionRef {
                 data: s.data,
                 info: Some(s.info),
+                _backend: PhantomData,
             }),
             Ok(None) => {
                 slot.state().presented_dead = true;
@@ -317,10 +332,10 @@ where
     }
 }
 
-fn slot_of<T: SessionData>(parts: &Parts) -> Result<Arc<Slot<T>>, SessionRejection> {
+fn slot_of<T: SessionData, B: Backend>(parts: &Parts) -> Result<Arc<Slot<T, B>>, SessionRejection> {
     parts
         .extensions
-        .get::<Arc<Slot<T>>>()
+        .get::<Arc<Slot<T, B>>>()
         .cloned()
         .ok_or(SessionRejection::MissingLayer)
 }

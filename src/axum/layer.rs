@@ -16,7 +16,7 @@ use http::{HeaderValue, Request, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Dict, Error, SessionId, Store};
+use crate::{Backend, Dict, Error, SessionId, Store};
 
 use super::SessionData;
 use super::cookie::{self, CookieConfig, Presented, SameSite, max_age};
@@ -46,16 +46,16 @@ pub(crate) struct Settings {
 ///
 /// Use one layer per cookie: two layers reading the same cookie would check the same session
 /// out twice in one request, and the second would wait for the first until the lock timeout.
-pub struct SessionLayer<T = Dict> {
-    store: Store,
+pub struct SessionLayer<T = Dict, B: Backend = Store> {
+    store: B,
     settings: Arc<Settings>,
     _data: PhantomData<fn() -> T>,
 }
 
-impl<T: SessionData> SessionLayer<T> {
+impl<T: SessionData, B: Backend> SessionLayer<T, B> {
     /// A layer over `store` with the default cookie: `sid`, `HttpOnly`, `SameSite=Lax`,
     /// `Secure`, `Path=/`, no `Domain` (the host that set it only).
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: B) -> Self {
         SessionLayer {
             store,
             settings: Arc::new(Settings {
@@ -131,12 +131,12 @@ impl<T: SessionData> SessionLayer<T> {
     }
 
     /// The store the sessions live in.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &B {
         &self.store
     }
 }
 
-impl<T> Clone for SessionLayer<T> {
+impl<T, B: Backend> Clone for SessionLayer<T, B> {
     fn clone(&self) -> Self {
         SessionLayer {
             store: self.store.clone(),
@@ -146,7 +146,7 @@ impl<T> Clone for SessionLayer<T> {
     }
 }
 
-impl<T> fmt::Debug for SessionLayer<T> {
+impl<T, B: Backend + fmt::Debug> fmt::Debug for SessionLayer<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionLayer")
             .field("store", &self.store)
@@ -155,8 +155,8 @@ impl<T> fmt::Debug for SessionLayer<T> {
     }
 }
 
-impl<S, T> Layer<S> for SessionLayer<T> {
-    type Service = SessionService<S, T>;
+impl<S, T, B: Backend> Layer<S> for SessionLayer<T, B> {
+    type Service = SessionService<S, T, B>;
 
     fn layer(&self, inner: S) -> Self::Service {
         SessionService {
@@ -170,14 +170,14 @@ impl<S, T> Layer<S> for SessionLayer<T> {
 
 /// The [`Service`] made by [`SessionLayer`]: runs each request with a session slot and settles
 /// the session when the response is ready.
-pub struct SessionService<S, T = Dict> {
+pub struct SessionService<S, T = Dict, B: Backend = Store> {
     inner: S,
-    store: Store,
+    store: B,
     settings: Arc<Settings>,
     _data: PhantomData<fn() -> T>,
 }
 
-impl<S: Clone, T> Clone for SessionService<S, T> {
+impl<S: Clone, T, B: Backend> Clone for SessionService<S, T, B> {
     fn clone(&self) -> Self {
         SessionService {
             inner: self.inner.clone(),
@@ -188,7 +188,7 @@ impl<S: Clone, T> Clone for SessionService<S, T> {
     }
 }
 
-impl<S: fmt::Debug, T> fmt::Debug for SessionService<S, T> {
+impl<S: fmt::Debug, T, B: Backend + fmt::Debug> fmt::Debug for SessionService<S, T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionService")
             .field("inner", &self.inner)
@@ -197,13 +197,14 @@ impl<S: fmt::Debug, T> fmt::Debug for SessionService<S, T> {
     }
 }
 
-impl<S, T, B> Service<Request<B>> for SessionService<S, T>
+impl<S, T, B, Body> Service<Request<Body>> for SessionService<S, T, B>
 where
-    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: 'static,
-    B: Send + 'static,
+    Body: Send + 'static,
     T: SessionData,
+    B: Backend,
 {
     type Response = Response;
     type Error = S::Error;
@@ -213,9 +214,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let presented = self.settings.cookie.presented(request.headers());
-        let slot = Arc::new(Slot::<T>::new(
+        let slot = Arc::new(Slot::<T, B>::new(
             self.store.clone(),
             Arc::clone(&self.settings),
             presented,
@@ -249,7 +250,10 @@ impl CheckinFailed {
 }
 
 /// The end of a request: checks the session in or lets it go, then tells the client its id.
-async fn settle<T: SessionData>(slot: Arc<Slot<T>>, mut response: Response) -> Response {
+async fn settle<T: SessionData, B: Backend>(
+    slot: Arc<Slot<T, B>>,
+    mut response: Response,
+) -> Response {
     let (entry, cycled, dead) = {
         let mut state = slot.state();
         (

@@ -37,6 +37,12 @@
 //! # }
 //! ```
 //!
+//! The layer and the extractors are generic over the [`Backend`](crate::Backend), with the
+//! directory [`Store`](crate::Store) as the default: over Redis (feature `redis`) the same code
+//! names the backend, `SessionLayer::<Dict, RedisStore>::new(store)`, `SessionMut<Dict,
+//! RedisStore>`, `SessionRef<Dict, RedisStore>`, and the request holds the Redis lease instead
+//! of the file lock.
+//!
 //! # How a request goes
 //!
 //! 1. [`SessionLayer`] reads the session cookie. A value that is not a well-formed id

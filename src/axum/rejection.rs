@@ -7,7 +7,7 @@ use ::axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::RETRY_AFTER;
 
-use crate::Error;
+use crate::{Backend, Error};
 
 use super::slot::Slot;
 
@@ -44,7 +44,7 @@ pub enum SessionRejection {
 
 impl SessionRejection {
     /// Maps a store error: a lock timeout is a 503, anything else a 500.
-    pub(crate) fn from_store<T>(error: Error, slot: &Slot<T>) -> Self {
+    pub(crate) fn from_store<T, B: Backend>(error: Error, slot: &Slot<T, B>) -> Self {
         match error {
             Error::LockTimeout { .. } => SessionRejection::Unavailable {
                 error,

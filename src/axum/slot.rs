@@ -12,25 +12,25 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::{Checkout, Expiry, SessionId, Store};
+use crate::{Backend, Checkout, Expiry, SessionId, Store};
 
 use super::cookie::Presented;
 use super::layer::Settings;
 use super::rejection::SessionRejection;
 
 /// One request's session state, shared by the layer and the extractors.
-pub(crate) struct Slot<T> {
-    pub store: Store,
+pub(crate) struct Slot<T, B: Backend = Store> {
+    pub store: B,
     pub settings: Arc<Settings>,
     /// What the request's cookie said.
     pub presented: Presented,
-    state: Mutex<State<T>>,
+    state: Mutex<State<T, B>>,
 }
 
 /// The mutable part of a [`Slot`].
-pub(crate) struct State<T> {
+pub(crate) struct State<T, B: Backend = Store> {
     /// The request's session while no [`SessionMut`](super::SessionMut) holds it.
-    pub parked: Option<Entry<T>>,
+    pub parked: Option<Entry<T, B>>,
     /// A `SessionMut` holds the session now (or is checking it out).
     pub lent: bool,
     /// An extractor looked the presented id up and found no live session: the client's
@@ -42,9 +42,9 @@ pub(crate) struct State<T> {
 }
 
 /// The request's exclusive session: checked out, or fresh (no file yet).
-pub(crate) enum Entry<T> {
+pub(crate) enum Entry<T, B: Backend = Store> {
     /// An existing session, locked until this is checked in or dropped.
-    CheckedOut(Checkout<T>),
+    CheckedOut(Checkout<T, B>),
     /// A new session, created on the disk only if the handler wrote to it.
     Fresh(Fresh<T>),
 }
@@ -68,8 +68,8 @@ impl<T: Default> Fresh<T> {
     }
 }
 
-impl<T> Slot<T> {
-    pub fn new(store: Store, settings: Arc<Settings>, presented: Presented) -> Self {
+impl<T, B: Backend> Slot<T, B> {
+    pub fn new(store: B, settings: Arc<Settings>, presented: Presented) -> Self {
         Slot {
             store,
             settings,
@@ -85,7 +85,7 @@ impl<T> Slot<T> {
 
     /// The state. Nothing panics while holding this lock, but a poisoned lock is recovered
     /// anyway: the state stays consistent under every early exit.
-    pub fn state(&self) -> MutexGuard<'_, State<T>> {
+    pub fn state(&self) -> MutexGuard<'_, State<T, B>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

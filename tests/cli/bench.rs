@@ -410,4 +410,28 @@ fn workers_split_across_a_second_path_to_the_directory_add_up() {
     assert_verified(&v, "sessiondir", 160);
     // Without --dir there is nothing for the second mount to be a view of.
     sessiondir(["bench", "--other-mount", link.to_str().unwrap()]).expect_code(2);
+    // The odd workers really go through the second path: a store there that is not a view of
+    // --dir (it lacks the bench's sessions) makes them fail, naming it.
+    let dir2 = tmp.path().join("sessions-2");
+    std::fs::create_dir(&dir2).unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    sessiondir::Store::open(&elsewhere).expect("a store of its own");
+    let out = sessiondir([
+        "bench",
+        "--dir",
+        dir2.to_str().unwrap(),
+        "--other-mount",
+        elsewhere.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--ops",
+        "5",
+        "--json",
+    ]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains(elsewhere.to_str().unwrap()),
+        "{}",
+        out.stderr
+    );
 }

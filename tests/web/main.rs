@@ -21,3 +21,9 @@ mod outcomes;
 mod reads;
 // cycle_id: new id, new cookie, old id gone.
 mod cycle;
+// The same layer over the Redis backend (feature `redis`), against a real redis-server.
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+#[path = "../backends/common.rs"]
+mod redis_server;

@@ -645,7 +645,12 @@ pub fn worker(a: &WorkerArgs) -> Result<(), Failure> {
 }
 
 fn read_ids(file: &Path) -> Result<Vec<SessionId>, Failure> {
-    let text = std::fs::read_to_string(file)?;
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Failure::Usage(format!(
+            "cannot read the bench's session list {}: {e}",
+            file.display()
+        ))
+    })?;
     text.lines()
         .map(|l| SessionId::parse(l).map_err(Failure::from))
         .collect()
