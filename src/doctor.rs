@@ -475,6 +475,55 @@ fn lock_within(file: &File, path: &Path) -> Result<Option<Duration>, Error> {
     Ok(None)
 }
 
+/// Opens the probe's lock file through `dir` and locks it (nobody else should hold it).
+fn take_lock(dir: &Path) -> Result<File, String> {
+    let path = dir.join("lock");
+    let file = open_lock(dir).map_err(|e| e.to_string())?;
+    match lock_within(&file, &path) {
+        Ok(Some(_)) => Ok(file),
+        Ok(None) => Err(format!(
+            "the probe's lock {} stayed refused for {} s although nobody held it",
+            path.display(),
+            SETTLE.as_secs()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs `f` holding the probe's lock through `dir`.
+fn under_lock<R>(dir: &Path, f: impl FnOnce() -> Result<R, Error>) -> Result<R, String> {
+    let _lock = take_lock(dir)?;
+    f().map_err(|e| e.to_string())
+}
+
+/// A lock held through `holder` must refuse a second open through `other`, and closing it
+/// must free it there: returns how long that took, or what went wrong.
+fn exclusion_between(holder: (&Path, &str), other: (&Path, &str)) -> Result<Duration, String> {
+    let held = take_lock(holder.0)?;
+    let path = other.0.join("lock");
+    let second = open_lock(other.0).map_err(|e| e.to_string())?;
+    if lock::try_lock(&second, &path).map_err(|e| e.to_string())? {
+        return Err(format!(
+            "a lock held through the {} did not exclude a second open through the {}: two \
+             hosts would both hold a session and lose updates (the mount does not forward \
+             locks: e.g. bindfs without --enable-lock-forwarding, NFS with nolock or \
+             local_lock)",
+            holder.1, other.1
+        ));
+    }
+    drop(held);
+    lock_within(&second, &path)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "a lock released through the {} was still refused through the {} after {} s",
+                holder.1,
+                other.1,
+                SETTLE.as_secs()
+            )
+        })
+}
+
 fn lock_exclusion(mounts: &[&Path; 2]) -> Check {
     const NAME: &str = "lock-exclusion";
     let pairs: &[(usize, usize)] = if mounts[0] == mounts[1] {
@@ -485,44 +534,9 @@ fn lock_exclusion(mounts: &[&Path; 2]) -> Check {
     let label = ["first mount", "second mount"];
     let mut slowest = Duration::ZERO;
     for &(x, y) in pairs {
-        let outcome = (|| -> Result<Option<String>, Error> {
-            let holder = open_lock(mounts[x])?;
-            let other = open_lock(mounts[y])?;
-            let path = mounts[x].join("lock");
-            if lock_within(&holder, &path)?.is_none() {
-                return Ok(Some(format!(
-                    "an unheld lock through the {} stayed refused for {} s",
-                    label[x],
-                    SETTLE.as_secs()
-                )));
-            }
-            if lock::try_lock(&other, &mounts[y].join("lock"))? {
-                return Ok(Some(format!(
-                    "a lock held through the {} did not exclude a second open through the {}: \
-                     two hosts would both hold a session and lose updates (the mount does not \
-                     forward locks: e.g. bindfs without --enable-lock-forwarding, NFS with \
-                     nolock or local_lock)",
-                    label[x], label[y]
-                )));
-            }
-            drop(holder);
-            match lock_within(&other, &mounts[y].join("lock"))? {
-                Some(t) => {
-                    slowest = slowest.max(t);
-                    Ok(None)
-                }
-                None => Ok(Some(format!(
-                    "a lock released through the {} was still refused through the {} after {} s",
-                    label[x],
-                    label[y],
-                    SETTLE.as_secs()
-                ))),
-            }
-        })();
-        match outcome {
-            Ok(None) => {}
-            Ok(Some(problem)) => return Check::fail(NAME, problem),
-            Err(e) => return Check::fail(NAME, e.to_string()),
+        match exclusion_between((mounts[x], label[x]), (mounts[y], label[y])) {
+            Ok(t) => slowest = slowest.max(t),
+            Err(problem) => return Check::fail(NAME, problem),
         }
     }
     let scope = if pairs.len() == 1 {
@@ -614,21 +628,6 @@ impl Tally {
             NAME,
             format!("{done}: all {reads} reads saw the latest version"),
         )
-    }
-}
-
-/// Runs `f` holding the probe's lock through `dir` (nobody else should hold it).
-fn under_lock<R>(dir: &Path, f: impl FnOnce() -> Result<R, Error>) -> Result<R, String> {
-    let path = dir.join("lock");
-    let lock = open_lock(dir).map_err(|e| e.to_string())?;
-    match lock_within(&lock, &path) {
-        Ok(Some(_)) => f().map_err(|e| e.to_string()),
-        Ok(None) => Err(format!(
-            "the probe's own lock {} stayed refused for {} s",
-            path.display(),
-            SETTLE.as_secs()
-        )),
-        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -169,24 +169,4 @@ up() {
   printf '%s\n%s\n' "$base/a" "$base/b"
 }
 
-main() {
-  [[ $# -ge 2 ]] || usage
-  local cmd=$1 base mode=cache0
-  sfs_need_root
-  base=$(sfs_base "$2")
-  shift 2
-  while [[ $# -gt 0 ]]; do
-    case $1 in
-      --default-caches) mode=default ;;
-      *) usage ;;
-    esac
-    shift
-  done
-  case $cmd in
-    up) up "$base" "$mode" ;;
-    down) down "$base"; sfs_log "down in $(sfs_elapsed) s" ;;
-    *) usage ;;
-  esac
-}
-
-main "$@"
+sfs_main_cache_modes "$@"

@@ -170,3 +170,26 @@ sfs_remove_base() {
     sfs_log "warning: $base has no .sharedfs marker, left in place"
   fi
 }
+
+# The command line of a script whose only option is --default-caches (juicefs.sh,
+# glusterfs.sh): `up BASE [--default-caches]` or `down BASE`, calling the script's own `up BASE
+# MODE` (MODE cache0 or default), `down BASE` and `usage`.
+sfs_main_cache_modes() {
+  [[ $# -ge 2 ]] || usage
+  local cmd=$1 base mode=cache0
+  sfs_need_root
+  base=$(sfs_base "$2")
+  shift 2
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --default-caches) mode=default ;;
+      *) usage ;;
+    esac
+    shift
+  done
+  case $cmd in
+    up) up "$base" "$mode" ;;
+    down) down "$base"; sfs_log "down in $(sfs_elapsed) s" ;;
+    *) usage ;;
+  esac
+}
