@@ -23,6 +23,7 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -316,6 +317,22 @@ fn read_full(mut file: &File, path: &Path, buf: &mut [u8]) -> Result<usize, Erro
 pub(crate) fn read_header(path: &Path) -> Result<Option<Header>, Error> {
     crate::netfs::retry_stale(|| {
         let Some(file) = open_for_read(path)? else {
+            return Ok(None);
+        };
+        read_header_from(&file, path).map(Some)
+    })
+}
+
+/// [`read_header`] of the session file `name` in the open shard directory `dir`, opened
+/// relative to it (see [`crate::layout::open_in_dir`]); `path` names it in errors.
+pub(crate) fn read_header_in(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    path: &Path,
+    noatime: &mut bool,
+) -> Result<Option<Header>, Error> {
+    crate::netfs::retry_stale(|| {
+        let Some(file) = crate::layout::open_in_dir(dir, name, path, noatime)? else {
             return Ok(None);
         };
         read_header_from(&file, path).map(Some)

@@ -13,6 +13,7 @@ use crate::acquire::Wait;
 use crate::checkout::Locked;
 use crate::error::Error;
 use crate::format::{self, HEADER_LEN, Header};
+use crate::iter::Walk;
 use crate::store::Store;
 
 /// How often (in sessions scanned) [`Store::gc_with_progress`] reports.
@@ -90,7 +91,8 @@ impl Store {
         let mut report = GcReport::default();
         // The last shard checked and whether its directories are still safe (see below).
         let mut checked: Option<(u32, bool)> = None;
-        for id in self.ids() {
+        let mut walk = Walk::new(&self.shared.layout);
+        while let Some(id) = walk.next_id() {
             // One unreadable directory entry must not stop the pass.
             let Ok(id) = id else {
                 report.damaged += 1;
@@ -101,9 +103,8 @@ impl Store {
                 report.elapsed = start.elapsed();
                 progress(&report);
             }
-            let path = self.shared.layout.data_path(&id);
             let now = format::now_ms();
-            match format::read_header(&path) {
+            match walk.header(&id) {
                 Ok(Some(h)) if policy.condemns(&h, now) => {}
                 Ok(_) => continue,
                 Err(_) => {

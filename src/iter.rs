@@ -1,13 +1,23 @@
 //! Iterating over a store's sessions, streaming, in constant memory.
 //!
-//! A `walkdir` walk of `sessions/*/` that never follows symlinks and yields only names that
-//! parse as session ids (temporary files and anything foreign are skipped). Nothing is
-//! collected: memory does not grow with the number of sessions. Sessions created or deleted
+//! The walk opens `sessions/` and then each shard directory relative to it, never following a
+//! symlink (`O_NOFOLLOW`: `sessions/` or a shard directory replaced by a symlink after open is
+//! not followed, so nothing outside the store is listed or, by gc, deleted), and reads each
+//! shard with `getdents64` (rustix's `Dir`), in shard order. It yields only regular files whose
+//! names parse as session ids of that shard (temporary files and anything foreign are skipped).
+//! Headers are read relative to the open shard directory (`openat`, `O_NOATIME`), so no path is
+//! resolved twice and a read does not write the inode's access time. Nothing is collected:
+//! memory is one directory buffer, whatever the number of sessions. Sessions created or deleted
 //! during the walk may or may not be seen, as with any directory listing.
 
-use std::path::Path;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 use crate::error::Error;
+use crate::format::{self, Header};
 use crate::id::SessionId;
 use crate::info::SessionInfo;
 use crate::layout::Layout;
@@ -15,58 +25,141 @@ use crate::store::Store;
 
 /// Iterator over the ids of all sessions on disk (expired ones included). See [`Store::ids`].
 pub struct SessionIds {
-    walk: walkdir::IntoIter,
-    layout: Layout,
-}
-
-impl SessionIds {
-    pub(crate) fn new(layout: &Layout) -> Self {
-        SessionIds {
-            layout: layout.clone(),
-            walk: walkdir::WalkDir::new(layout.sessions_root())
-                .min_depth(2)
-                .max_depth(2)
-                .follow_links(false)
-                // Not even sessions/ itself: replaced by a symlink after open, it would list
-                // (and gc would delete) files outside the store.
-                .follow_root_links(false)
-                .into_iter(),
-        }
-    }
+    walk: Walk,
 }
 
 impl Iterator for SessionIds {
     type Item = Result<SessionId, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        self.walk.next_id()
+    }
+}
+
+/// The walk over `sessions/<shard>/` (see the module docs), for ids, listings and gc.
+pub(crate) struct Walk {
+    layout: Layout,
+    /// `sessions/`, open from the first step until the last shard is done.
+    root: Option<OwnedFd>,
+    started: bool,
+    next_shard: u32,
+    shard: Option<Shard>,
+    /// Whether header reads still ask for `O_NOATIME` (cleared in a shared store, see
+    /// [`crate::layout::open_in_dir`]).
+    noatime: bool,
+}
+
+/// The shard directory being read.
+struct Shard {
+    index: u32,
+    path: PathBuf,
+    dir: Dir,
+}
+
+fn open_dir(dir: impl AsFd, name: impl rustix::path::Arg) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(dir, name, flags, Mode::empty())
+}
+
+impl Walk {
+    pub(crate) fn new(layout: &Layout) -> Self {
+        Walk {
+            layout: layout.clone(),
+            root: None,
+            started: false,
+            next_shard: 0,
+            shard: None,
+            noatime: true,
+        }
+    }
+
+    /// The next session id, or an error naming the directory that could not be listed (the
+    /// walk goes on with the next shard). The walk stays in the id's shard until the next
+    /// call, for [`header`](Self::header).
+    pub(crate) fn next_id(&mut self) -> Option<Result<SessionId, Error>> {
+        if !self.started {
+            self.started = true;
+            let root = self.layout.sessions_root();
+            match open_dir(rustix::fs::CWD, root) {
+                Ok(fd) => self.root = Some(fd),
+                // Replaced by a symlink or a file since open: not followed, nothing listed
+                // (tidy, which must remove, reports it as a failed shard).
+                Err(Errno::LOOP | Errno::NOTDIR) => return None,
+                Err(e) => return Some(Err(Error::io("list", root, e.into()))),
+            }
+        }
         loop {
-            let entry = match self.walk.next()? {
-                Ok(entry) => entry,
-                Err(e) => {
-                    let path = e.path().map(Path::to_path_buf).unwrap_or_default();
-                    let source = e
-                        .into_io_error()
-                        .unwrap_or_else(|| std::io::Error::other("walk failed"));
-                    return Some(Err(Error::io("list", &path, source)));
+            let Some(shard) = &mut self.shard else {
+                let root = self.root.as_ref()?;
+                if self.next_shard == self.layout.fan_out() {
+                    self.root = None;
+                    return None;
+                }
+                let index = self.next_shard;
+                self.next_shard += 1;
+                let path = self.layout.session_dir(index);
+                let opened = open_dir(root, self.layout.shard_name(index)).and_then(Dir::new);
+                match opened {
+                    Ok(dir) => self.shard = Some(Shard { index, path, dir }),
+                    // Removed, or replaced by a symlink or a file: no session of ours is there.
+                    Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => {}
+                    Err(e) => return Some(Err(Error::io("list", &path, e.into()))),
+                }
+                continue;
+            };
+            let entry = match shard.dir.read() {
+                Some(Ok(entry)) => entry,
+                Some(Err(e)) => {
+                    let path = std::mem::take(&mut shard.path);
+                    self.shard = None;
+                    return Some(Err(Error::io("list", &path, e.into())));
+                }
+                None => {
+                    self.shard = None;
+                    continue;
                 }
             };
-            if !entry.file_type().is_file() {
-                continue;
-            }
             let Some(id) = entry
                 .file_name()
                 .to_str()
+                .ok()
                 .and_then(|n| SessionId::parse(n).ok())
             else {
                 continue;
             };
             // A file in the wrong shard is not reachable by its id: not a session of ours.
-            let shard = entry.path().parent().and_then(Path::file_name);
-            if shard.and_then(|s| s.to_str())
-                == Some(self.layout.shard_name(self.layout.shard_of(&id)).as_str())
-            {
+            if self.layout.shard_of(&id) != shard.index {
+                continue;
+            }
+            let is_file = match entry.file_type() {
+                FileType::RegularFile => true,
+                // Some file systems do not report types in directory entries.
+                FileType::Unknown => {
+                    let fd = shard.dir.fd();
+                    fd.and_then(|fd| rustix::fs::statat(fd, id.as_str(), AtFlags::SYMLINK_NOFOLLOW))
+                        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode).is_file())
+                }
+                _ => false,
+            };
+            if is_file {
                 return Some(Ok(id));
             }
+        }
+    }
+
+    /// The header of `id`, the id [`next_id`](Self::next_id) returned last, read relative to
+    /// its shard directory. `Ok(None)`: the session is gone.
+    pub(crate) fn header(&mut self, id: &SessionId) -> Result<Option<Header>, Error> {
+        let path = self.layout.data_path(id);
+        match &self.shard {
+            Some(shard) if shard.index == self.layout.shard_of(id) => {
+                let dir = shard
+                    .dir
+                    .fd()
+                    .map_err(|e| Error::io("list", &shard.path, e.into()))?;
+                format::read_header_in(dir, id.as_str(), &path, &mut self.noatime)
+            }
+            _ => format::read_header(&path),
         }
     }
 }
@@ -74,16 +167,29 @@ impl Iterator for SessionIds {
 impl Store {
     /// All session ids on disk, expired ones included, streaming in constant memory.
     pub fn ids(&self) -> SessionIds {
-        SessionIds::new(&self.shared.layout)
+        SessionIds {
+            walk: Walk::new(&self.shared.layout),
+        }
     }
 
     /// Every session's header, streaming (expired ones included; see
     /// [`SessionInfo::is_expired`]). A damaged file yields an error naming it and the walk
     /// goes on.
     pub fn sessions(&self) -> impl Iterator<Item = Result<SessionInfo, Error>> + '_ {
-        self.ids().filter_map(move |id| match id {
-            Ok(id) => self.info(&id).transpose(),
-            Err(e) => Some(Err(e)),
+        let mut walk = Walk::new(&self.shared.layout);
+        std::iter::from_fn(move || {
+            loop {
+                let id = match walk.next_id()? {
+                    Ok(id) => id,
+                    Err(e) => return Some(Err(e)),
+                };
+                match walk.header(&id) {
+                    Ok(Some(h)) => return Some(Ok(SessionInfo::from_header(id, &h))),
+                    // Deleted since it was listed.
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(e)),
+                }
+            }
         })
     }
 }

@@ -112,8 +112,14 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     let mut cmd = command();
-    cmd.args(&args)
-        .stdin(Stdio::null())
+    cmd.args(&args);
+    run_to_end(cmd)
+}
+
+/// Runs `cmd` (the binary, or a wrapper running it) to completion, capturing its output
+/// (killing it and failing after [`DEADLINE`]).
+pub fn run_to_end(mut cmd: Command) -> Out {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = ChildGuard(cmd.spawn().expect("spawn sessiondir"));
@@ -132,7 +138,7 @@ where
     let status = child.wait_timeout(DEADLINE);
     let Some(status) = status else {
         drop(child); // kill and reap, so the readers see end of file
-        panic!("sessiondir {args:?} did not finish within {DEADLINE:?}");
+        panic!("{cmd:?} did not finish within {DEADLINE:?}");
     };
     let stdout = out_reader.join().expect("stdout reader");
     let stderr = err_reader.join().expect("stderr reader");

@@ -1,10 +1,14 @@
 //! `sessiondir gc`: deletes exactly the expired (default) or idle sessions, never held ones.
 
-use std::time::Duration;
+use std::ffi::OsStr;
+use std::fs::{File, FileTimes};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use sessiondir::{Dict, Expiry, SessionId};
 
-use crate::common::{Env, age_past, an_hour_ago, counter, sorted};
+use crate::common::{Env, age_past, an_hour_ago, counter, run_to_end, sorted};
 
 #[test]
 fn default_gc_deletes_exactly_the_expired_sessions() {
@@ -127,4 +131,121 @@ fn gc_keeps_data_of_survivors_intact() {
         let d: Dict = env.store.load(id).unwrap().unwrap();
         assert_eq!(d.get_i64("counter"), Some(n as i64));
     }
+}
+
+/// Sets `path`'s access time a day before its modification time and returns it: a read
+/// through the page cache then moves it on any mount but `noatime` (`relatime` included).
+fn set_atime_a_day_early(path: &Path) -> SystemTime {
+    let file = File::open(path).expect("open to set times");
+    let modified = file.metadata().expect("stat").modified().expect("mtime");
+    let atime = modified - Duration::from_secs(86_400);
+    file.set_times(FileTimes::new().set_accessed(atime))
+        .expect("set atime");
+    atime
+}
+
+fn atime(path: &Path) -> SystemTime {
+    std::fs::metadata(path)
+        .expect("stat")
+        .accessed()
+        .expect("atime")
+}
+
+#[test]
+fn gc_and_listings_leave_access_times_alone() {
+    // gc, ls and stats read every session's header. A read with the access time on would
+    // turn each into an inode write (with relatime, the first read after every check-in):
+    // a million writes per pass. The walk opens headers with O_NOATIME.
+    let env = Env::new();
+    // Precondition: this mount records access times at all (else nothing can be shown).
+    let control = env.tmp.path().join("control");
+    std::fs::write(&control, b"x").unwrap();
+    let before = set_atime_a_day_early(&control);
+    std::fs::read(&control).unwrap();
+    if atime(&control) == before {
+        eprintln!(
+            "skipped: {} does not record access times",
+            control.display()
+        );
+        return;
+    }
+
+    let live: Vec<SessionId> = (0..8).map(|n| env.session(n)).collect();
+    let expired = env.expired(9);
+    let times: Vec<(PathBuf, SystemTime)> = live
+        .iter()
+        .map(|id| {
+            let path = env.store.session_path(id);
+            let t = set_atime_a_day_early(&path);
+            (path, t)
+        })
+        .collect();
+
+    assert_eq!(env.run("ls", &["--json"]).ok().json().len(), 9);
+    env.run("stats", &["--json"]).ok();
+    let v = env.run("gc", &["--idle", "1h", "--json"]).ok().json_one();
+    assert_eq!(
+        (v["scanned"].clone(), v["deleted"].clone()),
+        (9.into(), 0.into())
+    );
+    let v = env.run("gc", &["--json"]).ok().json_one();
+    assert_eq!(
+        (v["scanned"].clone(), v["deleted"].clone()),
+        (9.into(), 1.into())
+    );
+    assert_eq!(env.on_disk(&[expired]), []);
+
+    for (path, t) in &times {
+        assert_eq!(atime(path), *t, "access time of {} moved", path.display());
+    }
+}
+
+#[test]
+fn an_admin_without_cap_fowner_walks_sessions_owned_by_another_user() {
+    // O_NOATIME is refused (EPERM) to a process that neither owns the file nor has
+    // CAP_FOWNER: here, root without CAP_FOWNER reading session files owned by `nobody`
+    // (root can still read them: CAP_DAC_OVERRIDE). The walk must fall back to a plain open
+    // instead of reporting every session as damaged.
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root (to own files as another user)");
+        return;
+    }
+    let env = Env::new();
+    let live: Vec<SessionId> = (0..3).map(|n| env.session(n)).collect();
+    let expired = [env.expired(3), env.expired(4)];
+    for id in live.iter().chain(&expired) {
+        std::os::unix::fs::chown(env.store.session_path(id), Some(65534), Some(65534))
+            .expect("chown");
+    }
+    let without_fowner = |args: &[&OsStr]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg("--bounding-set=-fowner").arg("--").args(args);
+        run_to_end(cmd)
+    };
+    // Precondition: the capability is really gone (setting another user's file times needs it).
+    let probe = env.store.session_path(&live[0]);
+    let touch = [
+        "touch".as_ref(),
+        "-a".as_ref(),
+        "-d".as_ref(),
+        "@0".as_ref(),
+    ];
+    let touched = without_fowner(&[&touch[..], &[probe.as_os_str()]].concat());
+    assert_ne!(
+        touched.code,
+        Some(0),
+        "touch succeeded: CAP_FOWNER still held"
+    );
+
+    let bin: &OsStr = env!("CARGO_BIN_EXE_sessiondir").as_ref();
+    let dir = env.dir.as_os_str();
+    let ls = without_fowner(&[bin, "ls".as_ref(), "--dir".as_ref(), dir, "--json".as_ref()]);
+    assert_eq!(ls.ok().json().len(), 5, "{}", ls.stderr);
+    let gc = without_fowner(&[bin, "gc".as_ref(), "--dir".as_ref(), dir, "--json".as_ref()]);
+    let v = gc.ok().json_one();
+    assert_eq!(v["scanned"], 5, "{v}");
+    assert_eq!(v["deleted"], 2, "{v}");
+    assert_eq!(v["damaged"], 0, "{v}");
+    let all: Vec<SessionId> = live.iter().chain(&expired).copied().collect();
+    assert_eq!(sorted(&env.on_disk(&all)), sorted(&live));
 }
