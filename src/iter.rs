@@ -21,6 +21,7 @@ use crate::format::{self, Header};
 use crate::id::SessionId;
 use crate::info::SessionInfo;
 use crate::layout::Layout;
+use crate::netfs;
 use crate::store::Store;
 
 /// Iterator over the ids of all sessions on disk (expired ones included). See [`Store::ids`].
@@ -136,8 +137,17 @@ impl Walk {
                 // Some file systems do not report types in directory entries.
                 FileType::Unknown => {
                     let fd = shard.dir.fd();
-                    fd.and_then(|fd| rustix::fs::statat(fd, id.as_str(), AtFlags::SYMLINK_NOFOLLOW))
-                        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode).is_file())
+                    match fd.and_then(|fd| {
+                        rustix::fs::statat(fd, id.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    }) {
+                        Ok(st) => FileType::from_raw_mode(st.st_mode).is_file(),
+                        // Deleted since it was listed.
+                        Err(Errno::NOENT) => false,
+                        Err(e) => {
+                            let path = shard.path.join(id.as_str());
+                            return Some(Err(Error::io("stat", &path, e.into())));
+                        }
+                    }
                 }
                 _ => false,
             };
@@ -157,7 +167,12 @@ impl Walk {
                     .dir
                     .fd()
                     .map_err(|e| Error::io("list", &shard.path, e.into()))?;
-                format::read_header_in(dir, id.as_str(), &path, &mut self.noatime)
+                match format::read_header_in(dir, id.as_str(), &path, &mut self.noatime) {
+                    // The shard directory's own handle may be the stale one (NFS: recreated
+                    // by another host); a fresh lookup of the whole path gets past it.
+                    Err(e) if netfs::is_stale(&e) => format::read_header(&path),
+                    other => other,
+                }
             }
             _ => format::read_header(&path),
         }

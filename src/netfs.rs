@@ -97,7 +97,7 @@ pub(crate) fn retry_stale_counted<T>(
     }
 }
 
-fn is_stale(e: &Error) -> bool {
+pub(crate) fn is_stale(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ESTALE))
 }
 

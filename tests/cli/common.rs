@@ -122,7 +122,8 @@ pub fn run_to_end(mut cmd: Command) -> Out {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = ChildGuard(cmd.spawn().expect("spawn sessiondir"));
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut child = ChildGuard(child);
     let mut stdout = child.0.stdout.take().expect("piped stdout");
     let mut stderr = child.0.stderr.take().expect("piped stderr");
     let out_reader = std::thread::spawn(move || {
