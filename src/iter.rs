@@ -40,14 +40,19 @@ impl Iterator for SessionIds {
 /// The walk over `sessions/<shard>/` (see the module docs), for ids, listings and gc.
 pub(crate) struct Walk {
     layout: Layout,
-    /// `sessions/`, open from the first step until the last shard is done.
-    root: Option<OwnedFd>,
-    started: bool,
+    root: Root,
     next_shard: u32,
     shard: Option<Shard>,
     /// Whether header reads still ask for `O_NOATIME` (cleared in a shared store, see
     /// [`crate::layout::open_in_dir`]).
     noatime: bool,
+}
+
+/// `sessions/`: opened at the first step, closed after the last shard.
+enum Root {
+    Unopened,
+    Open(OwnedFd),
+    Done,
 }
 
 /// The shard directory being read.
@@ -66,8 +71,7 @@ impl Walk {
     pub(crate) fn new(layout: &Layout) -> Self {
         Walk {
             layout: layout.clone(),
-            root: None,
-            started: false,
+            root: Root::Unopened,
             next_shard: 0,
             shard: None,
             noatime: true,
@@ -78,11 +82,11 @@ impl Walk {
     /// walk goes on with the next shard). The walk stays in the id's shard until the next
     /// call, for [`header`](Self::header).
     pub(crate) fn next_id(&mut self) -> Option<Result<SessionId, Error>> {
-        if !self.started {
-            self.started = true;
+        if let Root::Unopened = self.root {
             let root = self.layout.sessions_root();
+            self.root = Root::Done;
             match open_dir(rustix::fs::CWD, root) {
-                Ok(fd) => self.root = Some(fd),
+                Ok(fd) => self.root = Root::Open(fd),
                 // Replaced by a symlink or a file since open: not followed, nothing listed
                 // (tidy, which must remove, reports it as a failed shard).
                 Err(Errno::LOOP | Errno::NOTDIR) => return None,
@@ -91,9 +95,11 @@ impl Walk {
         }
         loop {
             let Some(shard) = &mut self.shard else {
-                let root = self.root.as_ref()?;
+                let Root::Open(root) = &self.root else {
+                    return None;
+                };
                 if self.next_shard == self.layout.fan_out() {
-                    self.root = None;
+                    self.root = Root::Done;
                     return None;
                 }
                 let index = self.next_shard;
