@@ -10,7 +10,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::{Incarnation, TortureArgs, WORKER_DEADLINE};
-use crate::cli::Failure;
+use crate::Failure;
 
 /// A running worker process.
 struct WorkerProcess {

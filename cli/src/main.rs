@@ -1,3 +1,6 @@
+//! The `sessiondir` command: admin tools and a lock-contention benchmark, as glue over the
+//! library's public API. See `sessiondir --help` and the README.
+//!
 //! Command-line parsing, dispatch, output and exit codes.
 //!
 //! Raw flags are parsed by clap into one `Command`; each command runs against the public
@@ -135,7 +138,7 @@ impl std::fmt::Display for Failure {
     }
 }
 
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ls(a) => admin::ls(&a),

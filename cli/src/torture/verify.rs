@@ -19,7 +19,7 @@ use sessiondir::{Dict, Error, Expiry, SessionId, Store};
 
 use super::journal::{self, Event, Op};
 use super::{Incarnation, slot_key};
-use crate::cli::Failure;
+use crate::Failure;
 
 /// What the verifier found; `problems` is empty exactly when the run passed.
 #[derive(Debug, Default, Serialize)]

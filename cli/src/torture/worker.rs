@@ -17,7 +17,7 @@ use sessiondir::{Dict, Error, Expiry, GcPolicy, SessionId, Store, Value};
 
 use super::journal::{Journal, Op};
 use super::{POOL_IDS, slot_key};
-use crate::cli::{Failure, durability};
+use crate::{Failure, durability};
 
 /// Sessions a worker owns at most; beyond this it deletes before it creates.
 const MAX_OWNED: usize = 12;
