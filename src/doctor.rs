@@ -37,13 +37,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::atomic::{self, Target};
-use crate::config::Durability;
+use crate::Store;
 use crate::error::Error;
+use crate::fs::atomic::{self, Target};
+use crate::fs::netfs::{self, FileSystem};
 use crate::id::SessionId;
-use crate::lock;
-use crate::netfs::{self, FileSystem};
-use crate::store::Store;
+use crate::lock::flock;
+use crate::settings::Durability;
 
 /// How long a file written through one mount may take to show up through the other before the
 /// two are judged not to be one share, and how long a released lock may take to be free.
@@ -360,7 +360,7 @@ fn replace(path: &Path, content: &[u8]) -> Result<(), Error> {
     atomic::write(
         path,
         Target::Replace,
-        &owner,
+        &atomic::temp_prefix(&owner),
         content,
         0o600,
         Durability::None,
@@ -451,10 +451,10 @@ fn same_share(a: &Path, b: &Path) -> Check {
 /// Opens (creating if needed) the probe's lock file through `dir`.
 fn open_lock(dir: &Path) -> Result<File, Error> {
     let path = dir.join("lock");
-    if let Some(file) = lock::create(&path, 0o600)? {
+    if let Some(file) = flock::create(&path, 0o600)? {
         return Ok(file);
     }
-    lock::open(&path)?.ok_or_else(|| {
+    flock::open(&path)?.ok_or_else(|| {
         Error::io(
             "open lock file",
             &path,
@@ -467,7 +467,7 @@ fn open_lock(dir: &Path) -> Result<File, Error> {
 fn lock_within(file: &File, path: &Path) -> Result<Option<Duration>, Error> {
     let start = Instant::now();
     while start.elapsed() < SETTLE {
-        if lock::try_lock(file, path)? {
+        if flock::try_lock(file, path)? {
             return Ok(Some(start.elapsed()));
         }
         std::thread::sleep(Duration::from_micros(200));
@@ -502,7 +502,7 @@ fn exclusion_between(holder: (&Path, &str), other: (&Path, &str)) -> Result<Dura
     let held = take_lock(holder.0)?;
     let path = other.0.join("lock");
     let second = open_lock(other.0).map_err(|e| e.to_string())?;
-    if lock::try_lock(&second, &path).map_err(|e| e.to_string())? {
+    if flock::try_lock(&second, &path).map_err(|e| e.to_string())? {
         return Err(format!(
             "a lock held through the {} did not exclude a second open through the {}: two \
              hosts would both hold a session and lose updates (the mount does not forward \

@@ -12,10 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::backend::Backend;
-use crate::checkout::Checkout;
 use crate::id::SessionId;
-use crate::store::Store;
 
 /// Everything that can go wrong in a store operation.
 #[derive(Debug, thiserror::Error)]
@@ -298,62 +295,5 @@ impl fmt::Display for Corruption {
             ),
             Corruption::NotAFile => f.write_str("not a regular file"),
         }
-    }
-}
-
-/// A failed [`Checkout::check_in`]: the error, and the check-out handed back still locked, with
-/// its data unchanged, so the caller can retry or release it.
-pub struct CheckinError<T, B: Backend = Store> {
-    pub(crate) error: Error,
-    // Boxed: a check-out is large and the error path is the rare one.
-    pub(crate) checkout: Box<Checkout<T, B>>,
-}
-
-impl<T, B: Backend> CheckinError<T, B> {
-    /// What went wrong.
-    pub fn error(&self) -> &Error {
-        &self.error
-    }
-
-    /// Takes back the check-out (still holding the lock) to retry or release it.
-    pub fn into_checkout(self) -> Checkout<T, B> {
-        *self.checkout
-    }
-
-    /// Splits into the error and the check-out.
-    pub fn into_parts(self) -> (Error, Checkout<T, B>) {
-        (self.error, *self.checkout)
-    }
-}
-
-impl<T, B: Backend> fmt::Debug for CheckinError<T, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CheckinError")
-            .field("error", &self.error)
-            .field("id", self.checkout.id())
-            .finish()
-    }
-}
-
-impl<T, B: Backend> fmt::Display for CheckinError<T, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "check-in of session {} failed: {}",
-            self.checkout.id(),
-            self.error
-        )
-    }
-}
-
-impl<T, B: Backend> std::error::Error for CheckinError<T, B> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
-
-impl<T, B: Backend> From<CheckinError<T, B>> for Error {
-    fn from(e: CheckinError<T, B>) -> Self {
-        e.error
     }
 }

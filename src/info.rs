@@ -2,9 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::config::Expiry;
 use crate::format::{self, HEADER_LEN, Header};
 use crate::id::SessionId;
+use crate::settings::Expiry;
 
 /// A session's metadata, read from the 64-byte header alone (no payload is decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,31 +77,4 @@ pub struct Snapshot<T> {
     pub data: T,
     /// The header it was read with.
     pub info: SessionInfo,
-}
-
-/// Applies an expiry rule at time `now_ms`: returns `(expires_ms, ttl_ms)` for the header.
-/// The header of a new session: generation 1, created and modified now, the expiry rule
-/// applied (payload length and checksum are filled in by encoding).
-pub(crate) fn new_header(expiry: Expiry, now_ms: u64) -> Header {
-    let (expires_ms, ttl_ms) = expiry_fields(expiry, now_ms);
-    Header {
-        generation: 1,
-        created_ms: now_ms,
-        modified_ms: now_ms,
-        expires_ms,
-        ttl_ms,
-        payload_len: 0,
-        payload_crc: 0,
-    }
-}
-
-pub(crate) fn expiry_fields(expiry: Expiry, now_ms: u64) -> (u64, u64) {
-    match expiry {
-        Expiry::Never => (0, 0),
-        Expiry::Idle(ttl) => {
-            let ttl_ms = format::duration_ms(ttl).max(1);
-            (now_ms.saturating_add(ttl_ms), ttl_ms)
-        }
-        Expiry::At(t) => (format::to_ms(t).max(1), 0),
-    }
 }

@@ -64,7 +64,7 @@
 //!   ([`StoreBuilder::fencing`]): a check-in over a version the holder did not read is refused
 //!   with [`Error::Conflict`]. That narrows the damage a non-excluding lock can do, but does
 //!   not close it, and does nothing against caches that serve old files (`docs/design.md`
-//!   §13); the Redis backend does. [`doctor::Doctor`] checks a mount (and a second mount of
+//!   §13); the Redis backend does. `sessiondir::doctor` (feature `doctor`) checks a mount (and a second mount of
 //!   the same share) for locks that exclude and renames the next reader sees;
 //!   `docs/shared-filesystems.md` lists the configurations that pass.
 //! * Strict arrival order: waiters are served by the kernel's queue, but a releasing process
@@ -110,62 +110,75 @@
 //! The on-disk layout, file format, lock protocol and its invariants are argued in
 //! `docs/design.md`.
 
-// A tower layer and extractors holding a session checked out for a whole axum request.
-#[cfg(feature = "axum")]
-pub mod axum;
-// The same sessions on a Redis or Valkey server, behind the same `Backend` API.
-#[cfg(feature = "redis")]
-pub mod redis;
-// Probing a directory (and a second mount of it) for working locks and fresh reads.
-pub mod doctor;
-// A tower-sessions `SessionStore` on a session directory.
-#[cfg(feature = "tower-sessions")]
-pub mod tower;
-// An actix-session `SessionStore` on a session directory.
-#[cfg(feature = "actix-session")]
-pub mod actix;
-// How both frameworks' JSON records are stored: a `Dict` of JSON texts.
-#[cfg(any(feature = "tower-sessions", feature = "actix-session"))]
-mod json_record;
-
-mod acquire;
-mod atomic;
-mod backend;
-mod checkout;
-mod config;
-mod courtesy;
+// The vocabulary every wing speaks: ids, session data, errors, settings, observers, and the
+// session record (header rules, clock, file format) and its caller-friendly views.
 mod dict;
 mod error;
 mod format;
-mod gc;
 mod id;
 mod info;
-mod iter;
-mod layout;
-mod local;
-mod lock;
-mod netfs;
 mod observer;
-mod store;
-mod tidy;
-mod wake;
-mod watch;
+mod settings;
 
-pub use backend::Backend;
-pub use checkout::Checkout;
-pub use config::{Durability, Expiry, StoreBuilder};
+// The session API both backends offer: the `Backend` trait and the `Checkout` guard.
+mod backend;
+
+// The lock protocol: flock chokepoint, in-process queue, kernel-queue waiting and wake-up,
+// bounded barging, acquisition; behind one `Locks` value. Knows nothing of the store.
+mod lock;
+
+// The disk primitives: the only renames and unlinks, safe opens, file-system detection.
+mod fs;
+
+// The session directory backend: `Store`, its builder, layout, held check-out, gc, tidy,
+// walk, watch.
+mod store;
+
+// The same sessions on a Redis or Valkey server, behind the same `Backend` API.
+#[cfg(feature = "redis")]
+pub mod redis;
+
+// Probing a directory (and a second mount of it) for working locks and fresh reads.
+#[cfg(feature = "doctor")]
+pub mod doctor;
+
+// The web-framework adapters (tower-sessions, actix-session, axum), on the public API only.
+mod web;
+#[cfg(feature = "actix-session")]
+pub use web::actix;
+#[cfg(feature = "axum")]
+pub use web::axum;
+#[cfg(feature = "tower-sessions")]
+pub use web::tower;
+
+pub use backend::{Backend, GcReport};
 pub use dict::{Dict, MAX_NESTING, Value, WrongType};
-pub use error::{CheckinError, Corruption, Error};
+pub use error::{Corruption, Error};
 pub use format::{FORMAT_VERSION, HEADER_LEN};
-pub use gc::{GcPolicy, GcReport};
+pub use fs::{FileSystem, file_system};
 pub use id::SessionId;
 pub use info::{SessionInfo, Snapshot};
-pub use iter::SessionIds;
-pub use netfs::{FileSystem, file_system};
 pub use observer::{AcquiredBy, Acquisition, LockStats, Observer};
-pub use store::Store;
-pub use tidy::TidyReport;
-pub use watch::{Change, ChangeKind, Watch};
+pub use settings::{Durability, Expiry};
+pub use store::{Change, ChangeKind, GcPolicy, SessionIds, Store, StoreBuilder, TidyReport, Watch};
+
+/// A session checked out for exclusive use: the guard that owns the session's lock and its
+/// data.
+///
+/// While it exists, no other thread or process can check the session out, delete it, cycle
+/// its id, touch it or garbage-collect it; lock-free [`Store::load`]s still see the last
+/// checked-in version. [`Checkout::check_in`] writes atomically and releases; dropping the
+/// guard releases without writing; a failed check-in hands the guard back inside
+/// [`CheckinError`].
+///
+/// One guard type serves every [`Backend`]: `Checkout<T>` is a check-out of the session
+/// directory ([`Store`]); with the `redis` feature, `Checkout<T, RedisStore>` is one of Redis.
+/// (An alias, so that the generic guard need not name the directory store it defaults to.)
+pub type Checkout<T, B = Store> = backend::Checkout<T, B>;
+
+/// A failed [`Checkout::check_in`]: the error, and the check-out handed back still locked,
+/// with its data unchanged, so the caller can retry or release it.
+pub type CheckinError<T, B = Store> = backend::CheckinError<T, B>;
 
 /// Entry points for the fuzz targets in `fuzz/` and their regression test
 /// (`tests/it/fuzz_regressions.rs`). **Not a stable API**: it exists only for fuzzing, is

@@ -18,10 +18,10 @@ use redis::{Connection, Value};
 
 use super::scripts;
 use super::{Keys, RedisStore};
-use crate::atomic::Failure;
 use crate::backend::sealed;
 use crate::error::Error;
 use crate::format::Header;
+use crate::fs::Failure;
 use crate::id::SessionId;
 use crate::observer::{AcquiredBy, Acquisition};
 
@@ -85,10 +85,10 @@ impl Lease {
             inner.counters.busy();
             return Err(Error::Busy { id: *id });
         }
-        if let Some(observer) = &inner.observer {
+        if let Some(observer) = &inner.settings.observer {
             observer.waiting(id);
         }
-        let deadline = start + inner.lock_timeout;
+        let deadline = start + inner.settings.lock_timeout;
         let mut subscriber = inner.pool.take();
         let mut events = match subscriber
             .as_mut()
@@ -97,7 +97,7 @@ impl Lease {
         {
             Ok(pubsub) => Some(pubsub),
             Err(source) => {
-                if let Some(observer) = &inner.observer {
+                if let Some(observer) = &inner.settings.observer {
                     let key = store.location(&keys.channel);
                     observer.events_unavailable(&Error::Redis {
                         op: "subscribe to",
@@ -142,7 +142,7 @@ impl Lease {
             by = match woke {
                 Woke::Release => AcquiredBy::Event,
                 Woke::Timeout => {
-                    delay = (delay * 2).min(inner.poll_delay);
+                    delay = (delay * 2).min(inner.settings.poll_delay);
                     AcquiredBy::Poll
                 }
                 Woke::Broken => {
@@ -231,7 +231,7 @@ impl RedisStore {
         };
         inner.counters.acquired(by);
         if by != AcquiredBy::Immediately
-            && let Some(observer) = &inner.observer
+            && let Some(observer) = &inner.settings.observer
         {
             observer.acquired(id, &acquisition);
         }
@@ -268,7 +268,7 @@ impl sealed::Held for Lease {
     }
 
     fn max_payload(&self) -> u64 {
-        self.store.inner.max_session_size
+        self.store.inner.settings.max_session_size
     }
 
     fn write(

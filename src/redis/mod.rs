@@ -51,29 +51,30 @@
 //! locks that need fencing. With `appendfsync always` and `min-replicas-to-write`, the loss
 //! window narrows; see `docs/design.md`.
 
+mod backend;
+mod builder;
 mod lease;
 mod pool;
 mod scripts;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::{Connection, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::Backend;
-use crate::backend::sealed::{self, Held as _};
-use crate::checkout::{Checkout, rewritten_header};
-use crate::config::Expiry;
+use crate::backend::Checkout;
+use crate::backend::sealed::Held as _;
 use crate::error::Error;
 use crate::format::{self, Header};
-use crate::gc::GcReport;
 use crate::id::SessionId;
-use crate::info::{SessionInfo, Snapshot, new_header};
-use crate::observer::{Counters, LockStats, Observer};
+use crate::info::SessionInfo;
+use crate::observer::Counters;
+use crate::settings::{Expiry, Settings};
 
+pub use builder::RedisBuilder;
 pub use lease::Lease;
 use lease::Wait;
 use pool::Pool;
@@ -89,12 +90,8 @@ struct Inner {
     pool: Pool,
     server: String,
     prefix: String,
-    lock_timeout: Duration,
-    poll_delay: Duration,
+    settings: Settings,
     lease: Duration,
-    default_expiry: Expiry,
-    max_session_size: u64,
-    observer: Option<Arc<dyn Observer>>,
     counters: Counters,
 }
 
@@ -110,128 +107,6 @@ impl std::fmt::Debug for RedisStore {
             .field("server", &self.inner.server)
             .field("prefix", &self.inner.prefix)
             .finish_non_exhaustive()
-    }
-}
-
-/// Configures and opens a [`RedisStore`]. Get one from [`RedisStore::builder`].
-///
-/// ```no_run
-/// use std::time::Duration;
-/// use sessiondir::redis::RedisStore;
-///
-/// let store = RedisStore::builder("redis://127.0.0.1:6379/0")
-///     .prefix("myapp:session:")
-///     .lease(Duration::from_secs(10))
-///     .lock_timeout(Duration::from_secs(5))
-///     .idle_expiry(Duration::from_secs(30 * 60))
-///     .open()?;
-/// # Ok::<(), sessiondir::Error>(())
-/// ```
-#[must_use]
-pub struct RedisBuilder {
-    url: String,
-    prefix: String,
-    lock_timeout: Duration,
-    poll_delay: Duration,
-    lease: Duration,
-    default_expiry: Expiry,
-    max_session_size: u64,
-    connect_timeout: Duration,
-    io_timeout: Duration,
-    observer: Option<Arc<dyn Observer>>,
-}
-
-impl RedisBuilder {
-    /// Prefix of every key (default `"sessiondir:"`); lets applications share a database.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// How long [`RedisStore::checkout`] waits for a holder (default 30 s).
-    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = timeout;
-        self
-    }
-
-    /// The longest pause between two attempts of a waiting check-out when no release message
-    /// arrives (default 50 ms; the pause starts at 1 ms and doubles).
-    pub fn poll_delay(mut self, delay: Duration) -> Self {
-        self.poll_delay = delay.max(Duration::from_millis(1));
-        self
-    }
-
-    /// How long a check-out holds the session without extending its lease (default 30 s).
-    /// A holder past its lease loses the session to the next check-out, and its check-in is
-    /// refused with [`Error::Conflict`].
-    pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Expiry of sessions made by [`RedisStore::create`] (default: never).
-    pub fn default_expiry(mut self, expiry: Expiry) -> Self {
-        self.default_expiry = expiry;
-        self
-    }
-
-    /// Shorthand for `default_expiry(Expiry::Idle(ttl))`.
-    pub fn idle_expiry(self, ttl: Duration) -> Self {
-        self.default_expiry(Expiry::Idle(ttl))
-    }
-
-    /// Largest session payload accepted, in bytes (default 1 MiB).
-    pub fn max_session_size(mut self, bytes: u64) -> Self {
-        self.max_session_size = bytes;
-        self
-    }
-
-    /// Time allowed to open a connection (default 5 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Time allowed for one command's reply (default 5 s); past it the command fails with
-    /// [`Error::Redis`] instead of hanging on a dead server.
-    pub fn io_timeout(mut self, timeout: Duration) -> Self {
-        self.io_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Receives lock-protocol notifications (waiting, acquired).
-    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = Some(observer);
-        self
-    }
-
-    /// Connects (one `PING`, so a wrong address fails here) and returns the store.
-    pub fn open(self) -> Result<RedisStore, Error> {
-        let client = redis::Client::open(self.url.as_str()).map_err(|source| Error::Redis {
-            op: "parse the address",
-            key: self.url.clone(),
-            source,
-        })?;
-        let pool = Pool::new(client, self.connect_timeout, self.io_timeout);
-        let server = pool.describe();
-        let store = RedisStore {
-            inner: Arc::new(Inner {
-                pool,
-                server,
-                prefix: self.prefix,
-                lock_timeout: self.lock_timeout,
-                poll_delay: self.poll_delay,
-                lease: self.lease,
-                default_expiry: self.default_expiry,
-                max_session_size: self.max_session_size,
-                observer: self.observer,
-                counters: Counters::default(),
-            }),
-        };
-        store.run("connect to", "", |con| {
-            redis::cmd("PING").query::<String>(con)
-        })?;
-        Ok(store)
     }
 }
 
@@ -266,28 +141,6 @@ fn expiry_args(h: &Header) -> (&'static str, u64) {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://host:port/db`, `redis+unix:///path`) with default settings.
-    pub fn open(url: &str) -> Result<RedisStore, Error> {
-        Self::builder(url).open()
-    }
-
-    /// Starts configuring a store on the server at `url`.
-    pub fn builder(url: &str) -> RedisBuilder {
-        let defaults = crate::config::Config::default();
-        RedisBuilder {
-            url: url.to_owned(),
-            prefix: "sessiondir:".to_owned(),
-            lock_timeout: defaults.lock_timeout,
-            poll_delay: defaults.poll_delay,
-            lease: Duration::from_secs(30),
-            default_expiry: defaults.default_expiry,
-            max_session_size: defaults.max_session_size,
-            connect_timeout: Duration::from_secs(5),
-            io_timeout: Duration::from_secs(5),
-            observer: None,
-        }
-    }
-
     /// The server, as `redis://host:port/db`.
     pub fn server(&self) -> &str {
         &self.inner.server
@@ -340,9 +193,14 @@ impl RedisStore {
         expiry: Expiry,
     ) -> Result<bool, Error> {
         let keys = Keys::new(&self.inner.prefix, id);
-        let header = new_header(expiry, format::now_ms());
+        let header = Header::new(expiry, format::now_ms());
         let location = self.location(&keys.data);
-        let (bytes, header) = format::encode(&location, header, data, self.inner.max_session_size)?;
+        let (bytes, header) = format::encode(
+            &location,
+            header,
+            data,
+            self.inner.settings.max_session_size,
+        )?;
         let (mode, value) = expiry_args(&header);
         let created: i64 = self.run("create", &keys.data, |con| {
             scripts::CREATE
@@ -363,7 +221,13 @@ impl RedisStore {
             redis::cmd("HGET").arg(&key).arg("frame").query(con)
         })?;
         bytes
-            .map(|b| format::parse_frame(&self.location(&key), b, self.inner.max_session_size))
+            .map(|b| {
+                format::parse_frame(
+                    &self.location(&key),
+                    b,
+                    self.inner.settings.max_session_size,
+                )
+            })
             .transpose()
     }
 
@@ -389,7 +253,11 @@ impl RedisStore {
     /// Takes the lease and verifies the frame; expired (by the header) is an error.
     fn acquire_live(&self, id: &SessionId, wait: Wait) -> Result<(Lease, format::Frame), Error> {
         let (lease, bytes) = Lease::acquire(self, id, wait)?;
-        let frame = format::parse_frame(lease.location(), bytes, self.inner.max_session_size)?;
+        let frame = format::parse_frame(
+            lease.location(),
+            bytes,
+            self.inner.settings.max_session_size,
+        )?;
         if frame.header.is_expired(format::now_ms()) {
             return Err(Error::Expired { id: *id });
         }
@@ -398,11 +266,11 @@ impl RedisStore {
 
     fn rewrite_header(&self, id: &SessionId, expiry: Option<Expiry>) -> Result<SessionInfo, Error> {
         let (mut lease, frame) = self.acquire_live(id, Wait::UpToTimeout)?;
-        let header = rewritten_header(&frame.header, expiry, format::now_ms());
+        let header = frame.header.next(expiry, format::now_ms());
         let bytes = format::reframe(header, frame.payload());
         lease
             .write(&bytes, &frame.header, &header, true)
-            .map_err(crate::atomic::Failure::into_error)?;
+            .map_err(crate::fs::Failure::into_error)?;
         Ok(SessionInfo::from_header(*id, &header))
     }
 }
@@ -487,178 +355,6 @@ fn glob_escape(literal: &str) -> String {
         out.push(c);
     }
     out
-}
-
-impl sealed::Sealed for RedisStore {}
-
-/// Every operation means what it means on [`Store`](crate::Store); the module docs list where
-/// Redis differs.
-impl Backend for RedisStore {
-    type Held = Lease;
-    type Ids = RedisIds;
-
-    /// Creates a session holding `data` with the store's default expiry, under a new id drawn
-    /// from the OS CSPRNG; never overwrites (see [`Store::create`](crate::Store::create)).
-    fn create<T: Serialize>(&self, data: &T) -> Result<SessionId, Error> {
-        self.create_with_expiry(data, self.inner.default_expiry)
-    }
-
-    /// Creates a session with an explicit expiry rule.
-    fn create_with_expiry<T: Serialize>(
-        &self,
-        data: &T,
-        expiry: Expiry,
-    ) -> Result<SessionId, Error> {
-        crate::backend::create_under_new_id(|id| self.create_at(id, data, expiry))
-    }
-
-    /// Creates a session under an id the caller drew; [`Error::AlreadyExists`] if the id is
-    /// taken (see [`Store::create_with_id`](crate::Store::create_with_id)).
-    fn create_with_id<T: Serialize>(
-        &self,
-        id: &SessionId,
-        data: &T,
-        expiry: Expiry,
-    ) -> Result<(), Error> {
-        crate::backend::created_or_taken(id, self.create_at(id, data, expiry)?)
-    }
-
-    /// Reads the last checked-in version of a session without taking its lease: never waits.
-    /// Missing or expired → `Ok(None)`.
-    fn load<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<T>, Error> {
-        Ok(self.snapshot(id)?.map(|s| s.data))
-    }
-
-    /// Like [`load`](Self::load), with the header the data was read with.
-    fn snapshot<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<Snapshot<T>>, Error> {
-        let Some(frame) = self.read_frame(id)? else {
-            return Ok(None);
-        };
-        if frame.header.is_expired(format::now_ms()) {
-            return Ok(None);
-        }
-        Ok(Some(Snapshot {
-            data: frame.decode(&self.location(&self.session_key(id)))?,
-            info: SessionInfo::from_header(*id, &frame.header),
-        }))
-    }
-
-    /// Whether the session exists and has not expired (no lease taken).
-    fn exists(&self, id: &SessionId) -> Result<bool, Error> {
-        Ok(self.info(id)?.is_some_and(|i| !i.is_expired()))
-    }
-
-    /// A session's metadata. Missing → `Ok(None)`.
-    fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
-        Ok(self
-            .read_frame(id)?
-            .map(|f| SessionInfo::from_header(*id, &f.header)))
-    }
-
-    /// Checks a session out: waits (up to the lock timeout) for its holder, woken by the
-    /// release; see [`Store::checkout`](crate::Store::checkout).
-    fn checkout<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Checkout<T, Self>, Error> {
-        self.checkout_with(id, Wait::UpToTimeout)
-    }
-
-    /// Like [`checkout`](Self::checkout), but [`Error::Busy`] at once if someone holds it.
-    fn try_checkout<T: DeserializeOwned>(
-        &self,
-        id: &SessionId,
-    ) -> Result<Checkout<T, Self>, Error> {
-        self.checkout_with(id, Wait::No)
-    }
-
-    /// Deletes a session, waiting for its holder first. `Ok(false)`: there was none.
-    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
-        match Lease::acquire(self, id, Wait::UpToTimeout) {
-            Ok((lease, _)) => lease.remove(),
-            Err(e) if e.is_gone() => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Gives a session a new id, keeping its data; the old id stops existing at once.
-    fn cycle_id(&self, id: &SessionId) -> Result<SessionId, Error> {
-        let (mut lease, _) = self.acquire_live(id, Wait::UpToTimeout)?;
-        lease.cycle()
-    }
-
-    /// Sliding refresh: re-applies the session's idle lifetime from now (header only).
-    fn touch(&self, id: &SessionId) -> Result<SessionInfo, Error> {
-        self.rewrite_header(id, None)
-    }
-
-    /// Changes a session's expiry rule without decoding its data.
-    fn set_expiry(&self, id: &SessionId, expiry: Expiry) -> Result<SessionInfo, Error> {
-        self.rewrite_header(id, Some(expiry))
-    }
-
-    /// All session ids on the server under this prefix, streaming (`SCAN`, constant memory).
-    fn ids(&self) -> Self::Ids {
-        RedisIds {
-            store: self.clone(),
-            pattern: format!("{}{{*}}", glob_escape(&self.inner.prefix)),
-            cursor: 0,
-            batch: Vec::new(),
-            done: false,
-        }
-    }
-
-    /// Nothing to do: the server removes expired sessions itself (their TTL). Returns an
-    /// empty report; kept so that code written against [`Backend`] runs unchanged.
-    fn delete_expired(&self) -> Result<GcReport, Error> {
-        Ok(GcReport::default())
-    }
-
-    /// Deletes sessions not checked in or touched for longer than `idle`, skipping held ones
-    /// (judged again under the lease before deleting, as the directory store does).
-    fn delete_idle(&self, idle: Duration) -> Result<GcReport, Error> {
-        let start = Instant::now();
-        let idle_ms = format::duration_ms(idle);
-        let mut report = GcReport::default();
-        let is_idle = |h: &Header| format::now_ms().saturating_sub(h.modified_ms) > idle_ms;
-        for id in self.ids() {
-            let id = id?;
-            report.scanned += 1;
-            match self.read_frame(&id) {
-                Ok(Some(frame)) if is_idle(&frame.header) => {}
-                Ok(_) => continue,
-                Err(e) if matches!(e, Error::Redis { .. }) => return Err(e),
-                Err(_) => {
-                    report.damaged += 1;
-                    continue;
-                }
-            }
-            let (lease, bytes) = match Lease::acquire(self, &id, Wait::No) {
-                Ok(taken) => taken,
-                Err(Error::Busy { .. }) => {
-                    report.skipped_busy += 1;
-                    continue;
-                }
-                Err(e) if e.is_gone() => continue,
-                Err(e) => return Err(e),
-            };
-            let len = bytes.len() as u64;
-            match format::parse_frame(lease.location(), bytes, self.inner.max_session_size) {
-                Ok(frame) if is_idle(&frame.header) => {
-                    if lease.remove()? {
-                        report.deleted += 1;
-                        report.bytes_freed += len;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => report.damaged += 1,
-            }
-        }
-        report.elapsed = start.elapsed();
-        Ok(report)
-    }
-
-    /// How check-outs through this store (and its clones) got their leases so far.
-    fn lock_stats(&self) -> LockStats {
-        self.inner.counters.snapshot()
-    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub(crate) const PAUSE: Duration = Duration::from_micros(50);
 /// A release older than this no longer counts: the waiters have had their chance.
 const WINDOW: Duration = Duration::from_millis(2);
 
-/// How a holding ended, as far as courtesy is concerned.
+/// How a holding ended, as far as barging is concerned.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Holding {
     /// Nobody was seen waiting.
@@ -62,11 +62,11 @@ struct Recent {
 
 /// Per-store table of sessions this process released under contention a moment ago.
 #[derive(Default)]
-pub(crate) struct Courtesy {
+pub(crate) struct Barging {
     recent: Mutex<HashMap<SessionId, Recent>>,
 }
 
-impl Courtesy {
+impl Barging {
     fn table(&self) -> MutexGuard<'_, HashMap<SessionId, Recent>> {
         // Every update is one statement: the table stays consistent even after a panic.
         self.recent.lock().unwrap_or_else(PoisonError::into_inner)
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn quiet_sessions_never_pause() {
-        let c = Courtesy::default();
+        let c = Barging::default();
         let id = SessionId::generate().unwrap();
         for _ in 0..100 {
             assert_eq!(c.before(&id), Before::Go);
@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn a_streak_of_retakes_ends_in_a_pause_and_a_quiet_pause_forgets() {
-        let c = Courtesy::default();
+        let c = Barging::default();
         let id = SessionId::generate().unwrap();
         assert_eq!(c.before(&id), Before::Go);
         c.after(&id, Holding::Waited);
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn waiting_again_restarts_the_streak() {
-        let c = Courtesy::default();
+        let c = Barging::default();
         let id = SessionId::generate().unwrap();
         c.after(&id, Holding::Waited);
         assert_eq!(c.before(&id), Before::Retake);

@@ -31,9 +31,9 @@ use std::fmt;
 #[cfg(feature = "actix-session")]
 use std::time::{Duration, SystemTime};
 
-#[cfg(feature = "actix-session")]
-use crate::config::Expiry;
 use crate::dict::{Dict, Value};
+#[cfg(feature = "actix-session")]
+use crate::settings::Expiry;
 
 /// A record that does not follow the representation above.
 #[derive(Debug)]

@@ -15,10 +15,10 @@ use crossbeam_channel::{Receiver, Sender};
 use notify::event::{CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
+use super::handle::Store;
 use crate::error::Error;
 use crate::format;
 use crate::id::SessionId;
-use crate::store::Store;
 
 /// What happened to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,7 +10,7 @@
 //! * closing the descriptor releases it, and the kernel closes every descriptor of a process
 //!   that dies, so a worker killed with SIGKILL never leaves a session locked;
 //! * lock files are opened read-write, so the release (the `close`) raises `IN_CLOSE_WRITE`,
-//!   the event that wakes waiters in other processes ([`crate::wake`]).
+//!   the event that wakes waiters in other processes ([`crate::lock::kernel_queue`]).
 //!
 //! `clippy.toml` forbids `File::lock`/`try_lock`/`unlock` everywhere else.
 
@@ -26,7 +26,7 @@ use crate::error::Error;
 pub(crate) fn open(path: &Path) -> Result<Option<File>, Error> {
     let mut options = OpenOptions::new();
     options.read(true).write(true);
-    crate::layout::open_existing(&mut options, 0, path, "open lock file")
+    crate::fs::open::open_existing(&mut options, 0, path, "open lock file")
 }
 
 /// Creates a new lock file with `O_EXCL`. `Ok(None)`: something already exists at `path`.
@@ -67,7 +67,7 @@ pub(crate) struct LockState {
 /// Tells the holder that somebody waits: lock files are empty, and a waiter sets the length of
 /// the one it waits for to 1 before queueing. The holder sees it in the `fstat` it does before
 /// every write anyway ([`state`]) and resets it ([`clear_waiting`]); it is a hint for bounded
-/// barging ([`crate::courtesy`]), never part of the exclusion. Failing to set it is harmless.
+/// barging ([`crate::barging`]), never part of the exclusion. Failing to set it is harmless.
 pub(crate) fn announce_waiting(file: &File) {
     let _ = file.set_len(1);
 }
@@ -112,7 +112,7 @@ pub(crate) fn is_linked(file: &File, path: &Path) -> Result<bool, Error> {
 }
 
 /// Waits in the kernel's queue for the exclusive lock (a blocking `flock`), going on after a
-/// signal interrupts it. Only the helper threads of [`crate::wake`] call this: a caller's own
+/// signal interrupts it. Only the helper threads of [`crate::lock::kernel_queue`] call this: a caller's own
 /// thread never blocks without a deadline.
 #[allow(clippy::disallowed_methods)]
 pub(crate) fn lock_blocking(file: &File) -> std::io::Result<()> {

@@ -18,13 +18,12 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
 
-use crate::atomic;
+use super::handle::Store;
 use crate::error::Error;
+use crate::fs::atomic::{self, temp_owner};
+use crate::fs::netfs;
 use crate::id::SessionId;
-use crate::layout::temp_owner;
-use crate::lock;
-use crate::netfs;
-use crate::store::Store;
+use crate::lock::flock;
 
 /// What a tidy pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,6 +43,15 @@ pub struct TidyReport {
 }
 
 impl Store {
+    /// Closes the store: removes the temporary files crashed writers left behind (see
+    /// [`tidy`](Self::tidy)), and drops this handle. The store keeps no background thread or
+    /// descriptor of its own, so nothing else needs stopping.
+    ///
+    /// Other clones of this handle keep working.
+    pub fn close(self) -> Result<TidyReport, Error> {
+        self.tidy()
+    }
+
     /// Removes temporary files left by crashed writers and lock files left by crashed creates
     /// and deletes. Never touches a file a live writer may be using.
     pub fn tidy(&self) -> Result<TidyReport, Error> {
@@ -117,9 +125,9 @@ impl Store {
     fn remove_dead_temp(&self, owner: &SessionId, temp: &Path) -> Result<Option<u64>, Error> {
         let lock_path = self.shared.layout.lock_path(owner);
         // Held for as long as the temporary file is being judged and removed.
-        let _guard = match lock::open(&lock_path)? {
+        let _guard = match flock::open(&lock_path)? {
             None => None,
-            Some(file) if lock::try_lock(&file, &lock_path)? => Some(file),
+            Some(file) if flock::try_lock(&file, &lock_path)? => Some(file),
             Some(_) => return Ok(None),
         };
         let meta = fs::symlink_metadata(temp).map_err(|e| Error::io("inspect", temp, e))?;
@@ -138,13 +146,13 @@ impl Store {
     fn remove_orphan_lock(&self, id: &SessionId) -> Result<Option<bool>, Error> {
         let layout = &self.shared.layout;
         let lock_path = layout.lock_path(id);
-        let Some(file) = lock::open(&lock_path)? else {
+        let Some(file) = flock::open(&lock_path)? else {
             return Ok(Some(false));
         };
-        if !lock::try_lock(&file, &lock_path)? {
+        if !flock::try_lock(&file, &lock_path)? {
             return Ok(None);
         }
-        let still_orphan = lock::is_linked(&file, &lock_path)?
+        let still_orphan = flock::is_linked(&file, &lock_path)?
             && fs::symlink_metadata(layout.data_path(id)).is_err();
         Ok(Some(
             still_orphan

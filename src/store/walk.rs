@@ -16,13 +16,13 @@ use std::path::PathBuf;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::handle::Store;
+use super::layout::Layout;
 use crate::error::Error;
 use crate::format::{self, Header};
+use crate::fs::netfs;
 use crate::id::SessionId;
 use crate::info::SessionInfo;
-use crate::layout::Layout;
-use crate::netfs;
-use crate::store::Store;
 
 /// Iterator over the ids of all sessions on disk (expired ones included). See [`Store::ids`].
 pub struct SessionIds {
@@ -44,7 +44,7 @@ pub(crate) struct Walk {
     next_shard: u32,
     shard: Option<Shard>,
     /// Whether header reads still ask for `O_NOATIME` (cleared in a shared store, see
-    /// [`crate::layout::open_in_dir`]).
+    /// [`crate::fs::open::open_in_dir`]).
     noatime: bool,
 }
 

@@ -7,17 +7,17 @@
 //! old inode or the new one, complete: never a partial file. If anything fails before the
 //! rename, the temporary file is removed (tempfile's drop) and the old version is untouched.
 //!
-//! `clippy.toml` forbids `std::fs::rename` and `std::fs::remove_file` everywhere else.
+//! `clippy.toml` forbids `std::fs::rename`, `std::fs::remove_file` and tempfile's `persist`
+//! everywhere else; the store marker is written through [`write`] too.
 
 use std::fs::{File, Permissions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::config::Durability;
 use crate::error::Error;
 use crate::id::SessionId;
-use crate::layout::{TEMP_SUFFIX, temp_prefix};
+use crate::settings::Durability;
 
 /// Whether [`write`] may replace an existing file.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -44,21 +44,21 @@ impl Failure {
     }
 }
 
-/// Writes `bytes` to `target` atomically (see the module docs for the exact steps).
+/// Writes `bytes` to `target` atomically (see the module docs for the exact steps), through a
+/// temporary file named `<temp_prefix><random>.tmp` (a session's is [`temp_prefix`]).
 /// `still_held` runs right before the rename; if it fails, nothing is renamed.
 pub(crate) fn write(
     target: &Path,
     how: Target,
-    id: &SessionId,
+    temp_prefix: &str,
     bytes: &[u8],
     mode: u32,
     durability: Durability,
     still_held: impl FnOnce() -> Result<(), Error>,
 ) -> Result<(), Failure> {
     let dir = parent(target);
-    let prefix = temp_prefix(id);
     let mut temp = tempfile::Builder::new()
-        .prefix(&prefix)
+        .prefix(temp_prefix)
         .suffix(TEMP_SUFFIX)
         .rand_bytes(8)
         .permissions(Permissions::from_mode(mode))
@@ -73,11 +73,25 @@ pub(crate) fn write(
     }
     still_held().map_err(Failure::Before)?;
     match how {
-        Target::Replace => temp.persist(target).map(drop),
-        Target::MustNotExist => temp.persist_noclobber(target).map(drop),
+        Target::Replace => persist(temp, target),
+        Target::MustNotExist => persist_noclobber(temp, target),
     }
     .map_err(|e| Failure::Before(Error::io("rename temporary file onto", target, e.error)))?;
     sync_dir_if(dir, durability).map_err(Failure::After)
+}
+
+// tempfile's renames, allowed here only.
+#[allow(clippy::disallowed_methods)]
+fn persist(temp: tempfile::NamedTempFile, target: &Path) -> Result<(), tempfile::PersistError> {
+    temp.persist(target).map(drop)
+}
+
+#[allow(clippy::disallowed_methods)]
+fn persist_noclobber(
+    temp: tempfile::NamedTempFile,
+    target: &Path,
+) -> Result<(), tempfile::PersistError> {
+    temp.persist_noclobber(target).map(drop)
 }
 
 /// Moves `from` to `to` (same shard tree, same file system), atomically. `Ok(false)`: `from`
@@ -119,4 +133,36 @@ fn sync_dir_if(dir: &Path, durability: Durability) -> Result<(), Error> {
 
 fn parent(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new("."))
+}
+
+/// Prefix of a writer's temporary file for `id` (`.<id>.`; the suffix is `.tmp`).
+pub(crate) fn temp_prefix(id: &SessionId) -> String {
+    format!(".{id}.")
+}
+
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+
+/// The session id a temporary file name belongs to, if it is one of ours.
+pub(crate) fn temp_owner(name: &str) -> Option<SessionId> {
+    let rest = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+    let (id, random) = rest.split_once('.')?;
+    if random.is_empty() || random.contains('.') {
+        return None;
+    }
+    SessionId::parse(id).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_round_trip() {
+        let id = SessionId::generate().unwrap();
+        let name = format!("{}abc123{}", temp_prefix(&id), TEMP_SUFFIX);
+        assert_eq!(temp_owner(&name), Some(id));
+        assert_eq!(temp_owner(id.as_str()), None);
+        assert_eq!(temp_owner(&format!(".{id}..tmp")), None);
+        assert_eq!(temp_owner(".nope.abc.tmp"), None);
+    }
 }

@@ -27,7 +27,7 @@ struct Slot {
 
 /// Per-store table of sessions held by a thread of this process.
 #[derive(Default)]
-pub(crate) struct LocalLocks {
+pub(crate) struct ThreadQueue {
     slots: Mutex<HashMap<SessionId, Slot>>,
 }
 
@@ -40,7 +40,7 @@ pub(crate) enum Turn {
     Refused,
 }
 
-impl LocalLocks {
+impl ThreadQueue {
     fn table(&self) -> MutexGuard<'_, HashMap<SessionId, Slot>> {
         // The table stays consistent even if a holder panicked: every update is one statement.
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn second_taker_waits_then_gets_the_turn() {
-        let locks = Arc::new(LocalLocks::default());
+        let locks = Arc::new(ThreadQueue::default());
         let id = SessionId::generate().unwrap();
         assert!(matches!(
             locks.take(&id, None),
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn deadline_is_honoured() {
-        let locks = LocalLocks::default();
+        let locks = ThreadQueue::default();
         let id = SessionId::generate().unwrap();
         let _ = locks.take(&id, None);
         let deadline = Instant::now() + Duration::from_millis(20);

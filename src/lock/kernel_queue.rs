@@ -1,5 +1,4 @@
-//! Waiting for a holder in another process to release: in the kernel's own lock queue, with a
-//! bounded poll as the fallback.
+//! Waiting for a holder in another process to release, in the kernel's own lock queue.
 //!
 //! **The kernel's queue.** A thread that must wait hands a duplicate of its lock file
 //! descriptor (the same open file description, so the same lock) to a small helper thread,
@@ -14,30 +13,21 @@
 //! still-queued helper instead of starting another, so a session held for a long time costs one
 //! helper thread per process, not one per timed-out attempt.
 //!
-//! **The fallback.** If no helper thread can be started, the waiter polls: it watches the one
-//! lock file it waits for with inotify (`IN_CLOSE_WRITE`, raised by the `close` that releases
-//! the lock) and sleeps in `ppoll` on that watch with the poll interval as the timeout, trying
-//! the lock after every wake-up. The watch is set up before the next attempt, so a release after
-//! a failed attempt is never missed; without inotify it is plain polling.
+//! **The fallback.** If no helper thread can be started, the waiter polls on a
+//! [`ReleaseWatch`](super::release_watch::ReleaseWatch) instead (see that module).
 //!
 //! Nothing here touches an uncontended check-out or the holder's release.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::mem::MaybeUninit;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use rustix::event::{PollFd, PollFlags, Timespec};
-use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
-use rustix::io::Errno;
 
-use crate::error::Error;
-use crate::lock;
+use super::flock;
 
 /// How a wait in the kernel's queue ended.
 pub(crate) enum Queued {
@@ -221,7 +211,7 @@ impl Helper {
     /// more).
     fn queue_in_kernel(&self, job: Job) {
         let Job { file, path, slot } = job;
-        let result = lock::lock_blocking(&file);
+        let result = flock::lock_blocking(&file);
         let mut queued = guard(&self.queued);
         if queued.get(&path).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
             queued.remove(&path);
@@ -233,99 +223,13 @@ impl Helper {
             // Nobody waits: let go at once (dropping the duplicate alone would not release the
             // lock while the waiter's own descriptor of the same file description is open).
             (_, Ok(())) => {
-                let _ = lock::unlock(&file);
+                let _ = flock::unlock(&file);
             }
             (_, Err(_)) => {}
         }
         drop(state);
         drop(queued);
         slot.changed.notify_all();
-    }
-}
-
-/// How a [`ReleaseWatch::sleep`] ended.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Woken {
-    /// The lock file was closed by a writer (a release, or another process giving up).
-    Event,
-    /// The timeout passed.
-    Timeout,
-}
-
-/// One waiter's watch on one lock file; dropping it closes the inotify instance.
-pub(crate) struct ReleaseWatch {
-    /// `None`: watching failed; sleeping is plain sleeping.
-    fd: Option<OwnedFd>,
-}
-
-impl ReleaseWatch {
-    /// Starts watching `lock_path` for releases. If that fails, the watch still works (by
-    /// sleeping only) and the error is returned for the observer. A lock file that vanished
-    /// (its session is being deleted) is not an error: the next attempt finds out.
-    pub fn new(lock_path: &Path) -> (Self, Option<Error>) {
-        match watch(lock_path) {
-            Ok(fd) => (Self { fd: Some(fd) }, None),
-            Err(e) if e == Errno::NOENT => (Self { fd: None }, None),
-            Err(e) => (
-                Self { fd: None },
-                Some(Error::io("watch lock file", lock_path, e.into())),
-            ),
-        }
-    }
-
-    /// Sleeps until a release event or `timeout`, whichever comes first, and consumes the
-    /// queued events (several releases while awake count as one wake-up).
-    pub fn sleep(&mut self, timeout: Duration) -> Woken {
-        let Some(fd) = &self.fd else {
-            std::thread::sleep(timeout);
-            return Woken::Timeout;
-        };
-        let limit = Timespec::try_from(timeout).unwrap_or(Timespec {
-            tv_sec: i64::MAX,
-            tv_nsec: 0,
-        });
-        let mut fds = [PollFd::new(fd, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&limit)) {
-            Ok(0) => Woken::Timeout,
-            Ok(_) => {
-                if drain(fd).is_err() {
-                    // A broken instance would make every later poll return at once.
-                    self.fd = None;
-                }
-                Woken::Event
-            }
-            // A signal: the caller tries the lock again and comes back.
-            Err(Errno::INTR) => Woken::Timeout,
-            Err(_) => {
-                self.fd = None;
-                Woken::Timeout
-            }
-        }
-    }
-}
-
-fn watch(lock_path: &Path) -> Result<OwnedFd, Errno> {
-    let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
-    inotify::add_watch(
-        &fd,
-        lock_path,
-        WatchFlags::CLOSE_WRITE | WatchFlags::DONT_FOLLOW,
-    )?;
-    Ok(fd)
-}
-
-/// Reads every queued event. Only one kind of event on one file is watched, so their content
-/// does not matter; a queue overflow is an event like any other (the caller tries the lock).
-fn drain(fd: &OwnedFd) -> Result<(), Errno> {
-    let mut buf = [MaybeUninit::<u8>::uninit(); 512];
-    let mut reader = inotify::Reader::new(fd, &mut buf);
-    loop {
-        match reader.next() {
-            Ok(_) => {}
-            Err(Errno::AGAIN) => return Ok(()),
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
     }
 }
 
@@ -358,10 +262,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lock");
         let holder = open(&path);
-        assert!(lock::try_lock(&holder, &path).unwrap());
+        assert!(flock::try_lock(&holder, &path).unwrap());
         let queue = Arc::new(KernelQueue::default());
         let waiter = open(&path);
-        assert!(!lock::try_lock(&waiter, &path).unwrap());
+        assert!(!flock::try_lock(&waiter, &path).unwrap());
         let (q, p) = (Arc::clone(&queue), path.clone());
         let t = std::thread::spawn(move || {
             match q.wait(&waiter, &p, Instant::now() + Duration::from_secs(10)) {
@@ -376,11 +280,11 @@ mod tests {
         let held = t.join().unwrap();
         let third = open(&path);
         assert!(
-            !lock::try_lock(&third, &path).unwrap(),
+            !flock::try_lock(&third, &path).unwrap(),
             "the granted descriptor holds the lock"
         );
         drop(held);
-        assert!(lock::try_lock(&third, &path).unwrap(), "and releases it");
+        assert!(flock::try_lock(&third, &path).unwrap(), "and releases it");
     }
 
     #[test]
@@ -388,7 +292,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lock");
         let holder = open(&path);
-        assert!(lock::try_lock(&holder, &path).unwrap());
+        assert!(flock::try_lock(&holder, &path).unwrap());
         let queue = KernelQueue::default();
         let mut first_slot = None;
         // The waiters keep their descriptors open, so only an explicit unlock by the helper
@@ -417,7 +321,7 @@ mod tests {
         // It leaves the table only after letting go (both under the table's mutex).
         let other = open(&path);
         assert!(
-            lock::try_lock(&other, &path).unwrap(),
+            flock::try_lock(&other, &path).unwrap(),
             "the abandoned helper released the lock"
         );
     }
@@ -429,7 +333,7 @@ mod tests {
         let queue = Arc::new(KernelQueue::default());
         for round in 0..3 {
             let holder = open(&path);
-            assert!(lock::try_lock(&holder, &path).unwrap());
+            assert!(flock::try_lock(&holder, &path).unwrap());
             let waiter = open(&path);
             let (q, p) = (Arc::clone(&queue), path.clone());
             let t = std::thread::spawn(move || {
@@ -454,19 +358,5 @@ mod tests {
                 queue.idle.load(Ordering::Acquire) == 1
             });
         }
-    }
-
-    #[test]
-    fn the_release_watch_wakes_on_a_release_and_times_out_otherwise() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lock");
-        let holder = open(&path);
-        let (mut watch, error) = ReleaseWatch::new(&path);
-        assert!(error.is_none());
-        assert_eq!(watch.sleep(Duration::from_millis(20)), Woken::Timeout);
-        drop(holder); // a read-write descriptor closing: IN_CLOSE_WRITE
-        assert_eq!(watch.sleep(Duration::from_secs(10)), Woken::Event);
-        // The events were consumed: the next sleep times out again.
-        assert_eq!(watch.sleep(Duration::from_millis(20)), Woken::Timeout);
     }
 }

@@ -80,7 +80,7 @@ use std::path::PathBuf;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
 
-use crate::json_record;
+use super::json_record;
 use crate::{Dict, Error, Expiry, SessionId, Store};
 
 /// An actix-session session store on a sessiondir [`Store`].

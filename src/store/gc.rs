@@ -9,12 +9,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::acquire::Wait;
-use crate::checkout::Locked;
+use super::handle::Store;
+use super::locked::Locked;
+use super::walk::Walk;
+use crate::backend::GcReport;
 use crate::error::Error;
 use crate::format::{self, HEADER_LEN, Header};
-use crate::iter::Walk;
-use crate::store::Store;
+use crate::lock::Wait;
 
 /// How often (in sessions scanned) [`Store::gc_with_progress`] reports.
 const PROGRESS_EVERY: u64 = 1024;
@@ -36,25 +37,6 @@ impl GcPolicy {
             .is_some_and(|d| now_ms.saturating_sub(h.modified_ms) > format::duration_ms(d));
         expired || idle
     }
-}
-
-/// What a garbage-collection pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GcReport {
-    /// Session files looked at.
-    pub scanned: u64,
-    /// Sessions deleted.
-    pub deleted: u64,
-    /// Condemned sessions skipped because somebody held them.
-    pub skipped_busy: u64,
-    /// Files that could not be read or judged (damaged, unreadable, or in a shard whose
-    /// directories were replaced by a symlink or opened to other users since the store was
-    /// opened); left in place.
-    pub damaged: u64,
-    /// Bytes of session files deleted.
-    pub bytes_freed: u64,
-    /// Wall time of the pass.
-    pub elapsed: Duration,
 }
 
 impl Store {

@@ -97,7 +97,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
 
-use crate::json_record::{self, RecordError};
+use super::json_record::{self, RecordError};
 use crate::{Dict, Error, Expiry, SessionId, Store};
 
 /// The four bytes after the `i128` in a tower session's sessiondir id.

@@ -2,7 +2,7 @@
 //! (the session directory, or Redis/Valkey with the `redis` feature) by changing one
 //! constructor.
 //!
-//! Code written against `B: Backend` runs on either store; code that names [`Store`] directly
+//! Code written against `B: Backend` runs on either store; code that names [`Store`](crate::Store) directly
 //! calls its inherent methods and pays nothing for the seam (the trait is implemented by
 //! delegation, dispatched statically). [`Checkout`] is one guard type for all backends: its
 //! data, header and check-in logic are shared, and only the held lock (`Backend::Held`)
@@ -13,18 +13,19 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::checkout::Checkout;
-use crate::config::Expiry;
 use crate::error::Error;
-use crate::gc::GcReport;
 use crate::id::SessionId;
 use crate::info::{SessionInfo, Snapshot};
 use crate::observer::LockStats;
-use crate::store::Store;
+use crate::settings::Expiry;
+
+mod checkout;
+
+pub use checkout::{CheckinError, Checkout};
 
 /// The operations both stores offer, with the same meaning and the same errors.
 ///
-/// Each method documents its contract on [`Store`]; where a backend differs, its own type says
+/// Each method documents its contract on [`Store`](crate::Store); where a backend differs, its own type says
 /// so (for instance, Redis reports an expired session as not found, because the server
 /// itself removes it when it expires).
 ///
@@ -34,121 +35,72 @@ pub trait Backend: Clone + Send + Sync + 'static + sealed::Sealed {
     #[doc(hidden)]
     type Held: sealed::Held;
 
-    /// Iterator over all session ids (see [`Store::ids`]).
+    /// Iterator over all session ids (see [`Store::ids`](crate::Store::ids)).
     type Ids: Iterator<Item = Result<SessionId, Error>>;
 
-    /// See [`Store::create`].
+    /// See [`Store::create`](crate::Store::create).
     fn create<T: Serialize>(&self, data: &T) -> Result<SessionId, Error>;
-    /// See [`Store::create_with_expiry`].
+    /// See [`Store::create_with_expiry`](crate::Store::create_with_expiry).
     fn create_with_expiry<T: Serialize>(
         &self,
         data: &T,
         expiry: Expiry,
     ) -> Result<SessionId, Error>;
-    /// See [`Store::create_with_id`].
+    /// See [`Store::create_with_id`](crate::Store::create_with_id).
     fn create_with_id<T: Serialize>(
         &self,
         id: &SessionId,
         data: &T,
         expiry: Expiry,
     ) -> Result<(), Error>;
-    /// See [`Store::load`].
+    /// See [`Store::load`](crate::Store::load).
     fn load<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<T>, Error>;
-    /// See [`Store::snapshot`].
+    /// See [`Store::snapshot`](crate::Store::snapshot).
     fn snapshot<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<Snapshot<T>>, Error>;
-    /// See [`Store::exists`].
+    /// See [`Store::exists`](crate::Store::exists).
     fn exists(&self, id: &SessionId) -> Result<bool, Error>;
-    /// See [`Store::info`].
+    /// See [`Store::info`](crate::Store::info).
     fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error>;
-    /// See [`Store::checkout`].
+    /// See [`Store::checkout`](crate::Store::checkout).
     fn checkout<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Checkout<T, Self>, Error>;
-    /// See [`Store::try_checkout`].
+    /// See [`Store::try_checkout`](crate::Store::try_checkout).
     fn try_checkout<T: DeserializeOwned>(&self, id: &SessionId)
     -> Result<Checkout<T, Self>, Error>;
-    /// See [`Store::delete`].
+    /// See [`Store::delete`](crate::Store::delete).
     fn delete(&self, id: &SessionId) -> Result<bool, Error>;
-    /// See [`Store::cycle_id`].
+    /// See [`Store::cycle_id`](crate::Store::cycle_id).
     fn cycle_id(&self, id: &SessionId) -> Result<SessionId, Error>;
-    /// See [`Store::touch`].
+    /// See [`Store::touch`](crate::Store::touch).
     fn touch(&self, id: &SessionId) -> Result<SessionInfo, Error>;
-    /// See [`Store::set_expiry`].
+    /// See [`Store::set_expiry`](crate::Store::set_expiry).
     fn set_expiry(&self, id: &SessionId, expiry: Expiry) -> Result<SessionInfo, Error>;
-    /// See [`Store::ids`].
+    /// See [`Store::ids`](crate::Store::ids).
     fn ids(&self) -> Self::Ids;
-    /// See [`Store::delete_expired`].
+    /// See [`Store::delete_expired`](crate::Store::delete_expired).
     fn delete_expired(&self) -> Result<GcReport, Error>;
-    /// See [`Store::delete_idle`].
+    /// See [`Store::delete_idle`](crate::Store::delete_idle).
     fn delete_idle(&self, idle: Duration) -> Result<GcReport, Error>;
-    /// See [`Store::lock_stats`].
+    /// See [`Store::lock_stats`](crate::Store::lock_stats).
     fn lock_stats(&self) -> LockStats;
 }
 
-impl sealed::Sealed for Store {}
-
-impl Backend for Store {
-    type Held = crate::checkout::Locked;
-    type Ids = crate::iter::SessionIds;
-
-    fn create<T: Serialize>(&self, data: &T) -> Result<SessionId, Error> {
-        Store::create(self, data)
-    }
-    fn create_with_expiry<T: Serialize>(
-        &self,
-        data: &T,
-        expiry: Expiry,
-    ) -> Result<SessionId, Error> {
-        Store::create_with_expiry(self, data, expiry)
-    }
-    fn create_with_id<T: Serialize>(
-        &self,
-        id: &SessionId,
-        data: &T,
-        expiry: Expiry,
-    ) -> Result<(), Error> {
-        Store::create_with_id(self, id, data, expiry)
-    }
-    fn load<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<T>, Error> {
-        Store::load(self, id)
-    }
-    fn snapshot<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<Snapshot<T>>, Error> {
-        Store::snapshot(self, id)
-    }
-    fn exists(&self, id: &SessionId) -> Result<bool, Error> {
-        Store::exists(self, id)
-    }
-    fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
-        Store::info(self, id)
-    }
-    fn checkout<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Checkout<T>, Error> {
-        Store::checkout(self, id)
-    }
-    fn try_checkout<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Checkout<T>, Error> {
-        Store::try_checkout(self, id)
-    }
-    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
-        Store::delete(self, id)
-    }
-    fn cycle_id(&self, id: &SessionId) -> Result<SessionId, Error> {
-        Store::cycle_id(self, id)
-    }
-    fn touch(&self, id: &SessionId) -> Result<SessionInfo, Error> {
-        Store::touch(self, id)
-    }
-    fn set_expiry(&self, id: &SessionId, expiry: Expiry) -> Result<SessionInfo, Error> {
-        Store::set_expiry(self, id, expiry)
-    }
-    fn ids(&self) -> Self::Ids {
-        Store::ids(self)
-    }
-    fn delete_expired(&self) -> Result<GcReport, Error> {
-        Store::delete_expired(self)
-    }
-    fn delete_idle(&self, idle: Duration) -> Result<GcReport, Error> {
-        Store::delete_idle(self, idle)
-    }
-    fn lock_stats(&self) -> LockStats {
-        Store::lock_stats(self)
-    }
+/// What a garbage-collection pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Session files looked at.
+    pub scanned: u64,
+    /// Sessions deleted.
+    pub deleted: u64,
+    /// Condemned sessions skipped because somebody held them.
+    pub skipped_busy: u64,
+    /// Files that could not be read or judged (damaged, unreadable, or in a shard whose
+    /// directories were replaced by a symlink or opened to other users since the store was
+    /// opened); left in place.
+    pub damaged: u64,
+    /// Bytes of session files deleted.
+    pub bytes_freed: u64,
+    /// Wall time of the pass.
+    pub elapsed: Duration,
 }
 
 /// Creates a session under fresh ids from the OS CSPRNG until `create_at` finds one free (a
@@ -179,9 +131,9 @@ pub(crate) fn created_or_taken(id: &SessionId, created: bool) -> Result<(), Erro
 pub(crate) mod sealed {
     use std::path::Path;
 
-    use crate::atomic::Failure;
     use crate::error::Error;
     use crate::format::Header;
+    use crate::fs::Failure;
     use crate::id::SessionId;
     use crate::observer::Acquisition;
 

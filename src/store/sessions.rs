@@ -1,36 +1,19 @@
-//! [`Store`]: the handle applications share between threads, and its session operations.
-
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+//! The session operations of a [`Store`]: create, the lock-free reads, check-out, delete,
+//! cycle, touch.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::acquire::Wait;
-use crate::atomic::{self, Failure, Target};
-use crate::checkout::{Checkout, Locked};
-use crate::config::{Config, Expiry, StoreBuilder};
-use crate::courtesy::Courtesy;
+use super::handle::Store;
+use super::locked::Locked;
+use crate::backend::Checkout;
 use crate::error::Error;
-use crate::format;
+use crate::format::{self, Header};
+use crate::fs::atomic::{self, Failure, Target};
 use crate::id::SessionId;
-use crate::info::{SessionInfo, Snapshot, new_header};
-use crate::layout::Layout;
-use crate::local::LocalLocks;
-use crate::lock;
-use crate::netfs::FileSystem;
-use crate::observer::{Counters, LockStats};
-use crate::tidy::TidyReport;
-use crate::wake::KernelQueue;
-
-/// A session directory, shared by every thread and process that opens it.
-///
-/// Cheap to clone (one `Arc`), `Send + Sync`. Clones share the in-process lock queue, the
-/// release-event watcher and the lock statistics.
-#[derive(Clone)]
-pub struct Store {
-    pub(crate) shared: Arc<Shared>,
-}
+use crate::info::{SessionInfo, Snapshot};
+use crate::lock::{Locks, Wait};
+use crate::settings::Expiry;
 
 /// Whether a lock-free read reports expired sessions.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -39,89 +22,7 @@ enum Expired {
     Show,
 }
 
-/// State shared by a store's clones.
-pub(crate) struct Shared {
-    pub layout: Layout,
-    pub config: Config,
-    pub local: Arc<LocalLocks>,
-    pub courtesy: Arc<Courtesy>,
-    pub queue: KernelQueue,
-    pub counters: Counters,
-    /// Whether check-ins re-validate the lock and the session's version before renaming.
-    pub fencing: bool,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("dir", &self.dir())
-            .field("fan_out", &self.fan_out())
-            .finish_non_exhaustive()
-    }
-}
-
 impl Store {
-    /// Opens the store at `dir` with default settings, creating it if missing.
-    pub fn open(dir: impl AsRef<Path>) -> Result<Store, Error> {
-        Self::builder(dir).open()
-    }
-
-    /// Starts configuring a store at `dir`.
-    pub fn builder(dir: impl AsRef<Path>) -> StoreBuilder {
-        StoreBuilder::new(dir.as_ref())
-    }
-
-    pub(crate) fn open_with(builder: StoreBuilder) -> Result<Store, Error> {
-        let StoreBuilder { dir, config } = builder;
-        if config.file_mode & 0o007 != 0 && !config.allow_shared_dir {
-            return Err(Error::Config {
-                path: dir,
-                reason: format!(
-                    "file mode {:o} lets every user read sessions (use allow_shared_dir to accept that)",
-                    config.file_mode
-                ),
-            });
-        }
-        let layout = Layout::open(&dir, &config)?;
-        let fencing = config.fencing.unwrap_or(layout.file_system().shared);
-        Ok(Store {
-            shared: Arc::new(Shared {
-                layout,
-                config,
-                local: Arc::default(),
-                courtesy: Arc::default(),
-                queue: KernelQueue::default(),
-                counters: Counters::default(),
-                fencing,
-            }),
-        })
-    }
-
-    /// The store directory (absolute).
-    pub fn dir(&self) -> &Path {
-        self.shared.layout.root()
-    }
-
-    /// The file system the store is on (a network or FUSE one only if the builder allowed it).
-    pub fn file_system(&self) -> FileSystem {
-        self.shared.layout.file_system()
-    }
-
-    /// Whether check-ins are fenced (see [`StoreBuilder::fencing`]).
-    pub fn fencing(&self) -> bool {
-        self.shared.fencing
-    }
-
-    /// The number of shard directories.
-    pub fn fan_out(&self) -> u32 {
-        self.shared.layout.fan_out()
-    }
-
-    /// Where the file of session `id` lives (whether or not it exists).
-    pub fn session_path(&self, id: &SessionId) -> PathBuf {
-        self.shared.layout.data_path(id)
-    }
-
     /// Creates a session holding `data`, with the store's default expiry, under a new id.
     ///
     /// The id comes from the OS CSPRNG and is never chosen by the caller; creation can never
@@ -129,7 +30,7 @@ impl Store {
     /// file is renamed into place with `RENAME_NOREPLACE`; on the astronomically unlikely
     /// collision a new id is drawn).
     pub fn create<T: Serialize>(&self, data: &T) -> Result<SessionId, Error> {
-        self.create_with_expiry(data, self.shared.config.default_expiry)
+        self.create_with_expiry(data, self.shared.config.settings.default_expiry)
     }
 
     /// Creates a session with an explicit expiry rule.
@@ -165,23 +66,22 @@ impl Store {
         expiry: Expiry,
     ) -> Result<bool, Error> {
         let shared = &*self.shared;
-        let header = new_header(expiry, format::now_ms());
+        let header = Header::new(expiry, format::now_ms());
         let data_path = shared.layout.data_path(id);
         // Encode first: a session that cannot be encoded never touches the disk.
-        let (bytes, _) = format::encode(&data_path, header, data, shared.config.max_session_size)?;
-        let lock_path = shared.layout.lock_path(id);
-        let Some(lock_file) = lock::create(&lock_path, shared.config.file_mode)? else {
-            return Ok(false); // a lock file has this id: a live session, or one coming or going
+        let (bytes, _) = format::encode(
+            &data_path,
+            header,
+            data,
+            shared.config.settings.max_session_size,
+        )?;
+        let Some(held) = shared.locks.create(id, shared.layout.lock_path(id))? else {
+            return Ok(false); // a lock file has this id (a live session, or one coming or going)
         };
-        // Between O_EXCL and flock, tidy may take this lock, see no session file and unlink
-        // it; then the id is abandoned (tidy removes what is left).
-        if !lock::try_lock(&lock_file, &lock_path)? || !lock::is_linked(&lock_file, &lock_path)? {
-            return Ok(false);
-        }
         let written = atomic::write(
             &data_path,
             Target::MustNotExist,
-            id,
+            &atomic::temp_prefix(id),
             &bytes,
             shared.config.file_mode,
             shared.config.durability,
@@ -195,7 +95,7 @@ impl Store {
                 Ok(false) // a session file without a lock file had this id: leave it be
             }
             Err(Failure::Before(e)) => {
-                let _ = atomic::remove(&lock_path, shared.config.durability);
+                let _ = atomic::remove(held.path(), shared.config.durability);
                 Err(e)
             }
             // The session exists but its directory sync failed: keep its lock file (I2)
@@ -227,7 +127,8 @@ impl Store {
         expired: Expired,
     ) -> Result<Option<Snapshot<T>>, Error> {
         let path = self.shared.layout.data_path(id);
-        let Some(frame) = format::read_frame(&path, self.shared.config.max_session_size)? else {
+        let Some(frame) = format::read_frame(&path, self.shared.config.settings.max_session_size)?
+        else {
             return Ok(None);
         };
         if expired == Expired::Hide && frame.header.is_expired(format::now_ms()) {
@@ -265,16 +166,7 @@ impl Store {
     /// [`try_checkout`](Self::try_checkout) may see [`Error::Busy`] for that instant; meant for
     /// admin tools, not for request paths. Missing session → `Ok(false)`.
     pub fn is_checked_out(&self, id: &SessionId) -> Result<bool, Error> {
-        let lock_path = self.shared.layout.lock_path(id);
-        match lock::open(&lock_path)? {
-            None => Ok(false),
-            Some(file) => Ok(!lock::try_lock(&file, &lock_path)?),
-        }
-    }
-
-    /// Which shard directory (`0..fan_out`) holds session `id`.
-    pub fn shard_of(&self, id: &SessionId) -> u32 {
-        self.shared.layout.shard_of(id)
+        Locks::is_held(&self.shared.layout.lock_path(id))
     }
 
     /// Checks a session out: waits (up to the lock timeout) until no one else holds it, then
@@ -282,14 +174,20 @@ impl Store {
     ///
     /// Errors: [`Error::NotFound`], [`Error::Expired`], [`Error::Deleted`] (deleted while we
     /// waited), [`Error::LockTimeout`], or a decoding/corruption error.
-    pub fn checkout<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Checkout<T>, Error> {
-        Checkout::acquire(self, id, Wait::UpToTimeout)
+    pub fn checkout<T: DeserializeOwned>(
+        &self,
+        id: &SessionId,
+    ) -> Result<Checkout<T, Store>, Error> {
+        Locked::checkout(self, id, Wait::UpToTimeout)
     }
 
     /// Like [`checkout`](Self::checkout), but returns [`Error::Busy`] at once if the session is
     /// held by someone else.
-    pub fn try_checkout<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Checkout<T>, Error> {
-        Checkout::acquire(self, id, Wait::No)
+    pub fn try_checkout<T: DeserializeOwned>(
+        &self,
+        id: &SessionId,
+    ) -> Result<Checkout<T, Store>, Error> {
+        Locked::checkout(self, id, Wait::No)
     }
 
     /// Deletes a session, waiting for its holder first: a session is never pulled from under
@@ -325,19 +223,5 @@ impl Store {
     pub fn set_expiry(&self, id: &SessionId, expiry: Expiry) -> Result<SessionInfo, Error> {
         let mut locked = Locked::acquire(self, id, Wait::UpToTimeout)?;
         locked.rewrite_header(Some(expiry))
-    }
-
-    /// How check-outs through this store (and its clones) got their locks so far.
-    pub fn lock_stats(&self) -> LockStats {
-        self.shared.counters.snapshot()
-    }
-
-    /// Closes the store: removes the temporary files crashed writers left behind (see
-    /// [`tidy`](Self::tidy)), and drops this handle. The store keeps no background thread or
-    /// descriptor of its own, so nothing else needs stopping.
-    ///
-    /// Other clones of this handle keep working.
-    pub fn close(self) -> Result<TidyReport, Error> {
-        self.tidy()
     }
 }

@@ -15,16 +15,17 @@
 //! The fan-out is fixed when the store is created and recorded in the marker: two processes
 //! that computed different shards for one id would lock different files.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::fd::BorrowedFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
-use crate::error::{Corruption, Error};
+use super::config::Config;
+use crate::error::Error;
+use crate::fs::atomic::{self, Target};
+use crate::fs::netfs::{self, FileSystem};
+use crate::fs::open::open_existing;
 use crate::id::SessionId;
-use crate::netfs::{self, FileSystem};
 
 const MARKER: &str = "sessiondir.store";
 const LAYOUT_VERSION: u32 = 1;
@@ -158,85 +159,6 @@ impl Layout {
     }
 }
 
-/// Prefix of a writer's temporary file for `id` (`.<id>.`; the suffix is `.tmp`).
-pub(crate) fn temp_prefix(id: &SessionId) -> String {
-    format!(".{id}.")
-}
-
-pub(crate) const TEMP_SUFFIX: &str = ".tmp";
-
-/// The session id a temporary file name belongs to, if it is one of ours.
-pub(crate) fn temp_owner(name: &str) -> Option<SessionId> {
-    let rest = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
-    let (id, random) = rest.split_once('.')?;
-    if random.is_empty() || random.contains('.') {
-        return None;
-    }
-    SessionId::parse(id).ok()
-}
-
-/// Opens an existing file inside the store with `options` and the extra open `flags`, never
-/// following a symlink in the last component (`O_NOFOLLOW` is always added; the directories
-/// above were checked at open). `Ok(None)`: the file does not exist. `op` is the verb reported
-/// in I/O errors.
-pub(crate) fn open_existing(
-    options: &mut OpenOptions,
-    flags: i32,
-    path: &Path,
-    op: &'static str,
-) -> Result<Option<File>, Error> {
-    // custom_flags replaces earlier custom flags, so all of them are given here at once.
-    match options.custom_flags(libc::O_NOFOLLOW | flags).open(path) {
-        Ok(f) => Ok(Some(f)),
-        Err(e) => open_failed(e, path, op),
-    }
-}
-
-/// Opens the session file `name` in the shard directory `dir` (whose path is `path`'s parent)
-/// for a lock-free read, relative to the open directory: the walks of gc and listings open a
-/// million files, and resolving each full path again is most of an open's cost. The errors are
-/// those of [`open_existing`].
-///
-/// `noatime` asks for `O_NOATIME`: a walk reading every header must not turn each read into an
-/// inode write (with `relatime`, the first read after a check-in updates the access time). Only
-/// the file's owner may ask; `*noatime` is cleared on `EPERM` (a shared store) and the open
-/// retried without it.
-pub(crate) fn open_in_dir(
-    dir: BorrowedFd<'_>,
-    name: &str,
-    path: &Path,
-    noatime: &mut bool,
-) -> Result<Option<File>, Error> {
-    use rustix::fs::{Mode, OFlags};
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    loop {
-        let extra = if *noatime {
-            OFlags::NOATIME
-        } else {
-            OFlags::empty()
-        };
-        match rustix::fs::openat(dir, name, flags | extra, Mode::empty()) {
-            Ok(fd) => return Ok(Some(File::from(fd))),
-            Err(rustix::io::Errno::PERM) if *noatime => *noatime = false,
-            Err(e) => return open_failed(e.into(), path, "open"),
-        }
-    }
-}
-
-/// The common meaning of a failed open of a file inside the store.
-fn open_failed(e: std::io::Error, path: &Path, op: &'static str) -> Result<Option<File>, Error> {
-    match e.raw_os_error() {
-        Some(libc::ENOENT) => Ok(None),
-        Some(libc::ELOOP) => Err(Error::UnsafePath {
-            path: path.to_path_buf(),
-            reason: "a symlink inside the store (symlinks are never followed)",
-        }),
-        // A socket cannot be opened at all; it is no session (nor lock) file.
-        Some(libc::ENXIO) => Err(Error::corrupt(path, Corruption::NotAFile)),
-        _ => Err(Error::io(op, path, e)),
-    }
-}
-
 fn make_dir(path: &Path, mode: u32, recursive: bool) -> Result<(), Error> {
     match DirBuilder::new()
         .mode(mode)
@@ -322,20 +244,20 @@ fn read_or_write_marker(root: &Path, config: &Config) -> Result<u32, Error> {
         }
         // First opener: write the marker atomically, without clobbering a concurrent opener's.
         let fan_out = config.fan_out.unwrap_or(DEFAULT_FAN_OUT);
-        let mut temp = tempfile::Builder::new()
-            .prefix(".sessiondir.store.")
-            .permissions(fs::Permissions::from_mode(config.file_mode))
-            .tempfile_in(root)
-            .map_err(|e| Error::io("create temporary file in", root, e))?;
-        write!(
-            temp,
-            "sessiondir store\nlayout {LAYOUT_VERSION}\nfan-out {fan_out}\n"
-        )
-        .map_err(|e| Error::io("write", temp.path(), e))?;
-        match temp.persist_noclobber(&path) {
-            Ok(_) => return Ok(fan_out),
-            Err(e) if e.error.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io("create", &path, e.error)),
+        let text = format!("sessiondir store\nlayout {LAYOUT_VERSION}\nfan-out {fan_out}\n");
+        let written = atomic::write(
+            &path,
+            Target::MustNotExist,
+            ".sessiondir.store.",
+            text.as_bytes(),
+            config.file_mode,
+            config.durability,
+            || Ok(()),
+        );
+        match written.map_err(atomic::Failure::into_error) {
+            Ok(()) => return Ok(fan_out),
+            Err(Error::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -387,16 +309,6 @@ fn parse_marker(path: &Path, text: &str) -> Result<u32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn temp_names_round_trip() {
-        let id = SessionId::generate().unwrap();
-        let name = format!("{}abc123{}", temp_prefix(&id), TEMP_SUFFIX);
-        assert_eq!(temp_owner(&name), Some(id));
-        assert_eq!(temp_owner(id.as_str()), None);
-        assert_eq!(temp_owner(&format!(".{id}..tmp")), None);
-        assert_eq!(temp_owner(".nope.abc.tmp"), None);
-    }
 
     #[test]
     fn dir_mode_follows_file_mode() {

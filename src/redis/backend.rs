@@ -1,0 +1,194 @@
+//! [`RedisStore`]'s session operations: the [`Backend`] implementation (on Redis the trait
+//! is where the operations live; the inherent methods are its thin wrappers).
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::lease::{Lease, Wait};
+use super::{RedisIds, RedisStore, glob_escape};
+use crate::backend::sealed::{self, Held as _};
+use crate::backend::{Backend, Checkout, GcReport};
+use crate::error::Error;
+use crate::format::{self, Header};
+use crate::id::SessionId;
+use crate::info::{SessionInfo, Snapshot};
+use crate::observer::LockStats;
+use crate::settings::Expiry;
+
+impl sealed::Sealed for RedisStore {}
+
+/// Every operation means what it means on [`Store`](crate::Store); the module docs list where
+/// Redis differs.
+impl Backend for RedisStore {
+    type Held = Lease;
+    type Ids = RedisIds;
+
+    /// Creates a session holding `data` with the store's default expiry, under a new id drawn
+    /// from the OS CSPRNG; never overwrites (see [`Store::create`](crate::Store::create)).
+    fn create<T: Serialize>(&self, data: &T) -> Result<SessionId, Error> {
+        self.create_with_expiry(data, self.inner.settings.default_expiry)
+    }
+
+    /// Creates a session with an explicit expiry rule.
+    fn create_with_expiry<T: Serialize>(
+        &self,
+        data: &T,
+        expiry: Expiry,
+    ) -> Result<SessionId, Error> {
+        crate::backend::create_under_new_id(|id| self.create_at(id, data, expiry))
+    }
+
+    /// Creates a session under an id the caller drew; [`Error::AlreadyExists`] if the id is
+    /// taken (see [`Store::create_with_id`](crate::Store::create_with_id)).
+    fn create_with_id<T: Serialize>(
+        &self,
+        id: &SessionId,
+        data: &T,
+        expiry: Expiry,
+    ) -> Result<(), Error> {
+        crate::backend::created_or_taken(id, self.create_at(id, data, expiry)?)
+    }
+
+    /// Reads the last checked-in version of a session without taking its lease: never waits.
+    /// Missing or expired → `Ok(None)`.
+    fn load<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<T>, Error> {
+        Ok(self.snapshot(id)?.map(|s| s.data))
+    }
+
+    /// Like [`load`](Self::load), with the header the data was read with.
+    fn snapshot<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<Snapshot<T>>, Error> {
+        let Some(frame) = self.read_frame(id)? else {
+            return Ok(None);
+        };
+        if frame.header.is_expired(format::now_ms()) {
+            return Ok(None);
+        }
+        Ok(Some(Snapshot {
+            data: frame.decode(&self.location(&self.session_key(id)))?,
+            info: SessionInfo::from_header(*id, &frame.header),
+        }))
+    }
+
+    /// Whether the session exists and has not expired (no lease taken).
+    fn exists(&self, id: &SessionId) -> Result<bool, Error> {
+        Ok(self.info(id)?.is_some_and(|i| !i.is_expired()))
+    }
+
+    /// A session's metadata. Missing → `Ok(None)`.
+    fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
+        Ok(self
+            .read_frame(id)?
+            .map(|f| SessionInfo::from_header(*id, &f.header)))
+    }
+
+    /// Checks a session out: waits (up to the lock timeout) for its holder, woken by the
+    /// release; see [`Store::checkout`](crate::Store::checkout).
+    fn checkout<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Checkout<T, Self>, Error> {
+        self.checkout_with(id, Wait::UpToTimeout)
+    }
+
+    /// Like [`checkout`](Self::checkout), but [`Error::Busy`] at once if someone holds it.
+    fn try_checkout<T: DeserializeOwned>(
+        &self,
+        id: &SessionId,
+    ) -> Result<Checkout<T, Self>, Error> {
+        self.checkout_with(id, Wait::No)
+    }
+
+    /// Deletes a session, waiting for its holder first. `Ok(false)`: there was none.
+    fn delete(&self, id: &SessionId) -> Result<bool, Error> {
+        match Lease::acquire(self, id, Wait::UpToTimeout) {
+            Ok((lease, _)) => lease.remove(),
+            Err(e) if e.is_gone() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives a session a new id, keeping its data; the old id stops existing at once.
+    fn cycle_id(&self, id: &SessionId) -> Result<SessionId, Error> {
+        let (mut lease, _) = self.acquire_live(id, Wait::UpToTimeout)?;
+        lease.cycle()
+    }
+
+    /// Sliding refresh: re-applies the session's idle lifetime from now (header only).
+    fn touch(&self, id: &SessionId) -> Result<SessionInfo, Error> {
+        self.rewrite_header(id, None)
+    }
+
+    /// Changes a session's expiry rule without decoding its data.
+    fn set_expiry(&self, id: &SessionId, expiry: Expiry) -> Result<SessionInfo, Error> {
+        self.rewrite_header(id, Some(expiry))
+    }
+
+    /// All session ids on the server under this prefix, streaming (`SCAN`, constant memory).
+    fn ids(&self) -> Self::Ids {
+        RedisIds {
+            store: self.clone(),
+            pattern: format!("{}{{*}}", glob_escape(&self.inner.prefix)),
+            cursor: 0,
+            batch: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// Nothing to do: the server removes expired sessions itself (their TTL). Returns an
+    /// empty report; kept so that code written against [`Backend`] runs unchanged.
+    fn delete_expired(&self) -> Result<GcReport, Error> {
+        Ok(GcReport::default())
+    }
+
+    /// Deletes sessions not checked in or touched for longer than `idle`, skipping held ones
+    /// (judged again under the lease before deleting, as the directory store does).
+    fn delete_idle(&self, idle: Duration) -> Result<GcReport, Error> {
+        let start = Instant::now();
+        let idle_ms = format::duration_ms(idle);
+        let mut report = GcReport::default();
+        let is_idle = |h: &Header| format::now_ms().saturating_sub(h.modified_ms) > idle_ms;
+        for id in self.ids() {
+            let id = id?;
+            report.scanned += 1;
+            match self.read_frame(&id) {
+                Ok(Some(frame)) if is_idle(&frame.header) => {}
+                Ok(_) => continue,
+                Err(e) if matches!(e, Error::Redis { .. }) => return Err(e),
+                Err(_) => {
+                    report.damaged += 1;
+                    continue;
+                }
+            }
+            let (lease, bytes) = match Lease::acquire(self, &id, Wait::No) {
+                Ok(taken) => taken,
+                Err(Error::Busy { .. }) => {
+                    report.skipped_busy += 1;
+                    continue;
+                }
+                Err(e) if e.is_gone() => continue,
+                Err(e) => return Err(e),
+            };
+            let len = bytes.len() as u64;
+            match format::parse_frame(
+                lease.location(),
+                bytes,
+                self.inner.settings.max_session_size,
+            ) {
+                Ok(frame) if is_idle(&frame.header) => {
+                    if lease.remove()? {
+                        report.deleted += 1;
+                        report.bytes_freed += len;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => report.damaged += 1,
+            }
+        }
+        report.elapsed = start.elapsed();
+        Ok(report)
+    }
+
+    /// How check-outs through this store (and its clones) got their leases so far.
+    fn lock_stats(&self) -> LockStats {
+        self.inner.counters.snapshot()
+    }
+}
