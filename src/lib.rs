@@ -167,7 +167,7 @@ pub use store::{Change, ChangeKind, GcPolicy, SessionIds, Store, StoreBuilder, T
 ///
 /// While it exists, no other thread or process can check the session out, delete it, cycle
 /// its id, touch it or garbage-collect it; lock-free [`Store::load`]s still see the last
-/// checked-in version. [`Checkout::check_in`] writes atomically and releases; dropping the
+/// checked-in version. [`Checkout::check_in`](Checkout#method.check_in) writes atomically and releases; dropping the
 /// guard releases without writing; a failed check-in hands the guard back inside
 /// [`CheckinError`].
 ///
@@ -176,7 +176,7 @@ pub use store::{Change, ChangeKind, GcPolicy, SessionIds, Store, StoreBuilder, T
 /// (An alias, so that the generic guard need not name the directory store it defaults to.)
 pub type Checkout<T, B = Store> = backend::Checkout<T, B>;
 
-/// A failed [`Checkout::check_in`]: the error, and the check-out handed back still locked,
+/// A failed [`Checkout::check_in`](Checkout#method.check_in): the error, and the check-out handed back still locked,
 /// with its data unchanged, so the caller can retry or release it.
 pub type CheckinError<T, B = Store> = backend::CheckinError<T, B>;
 

@@ -15,7 +15,7 @@ use crate::observer::Observer;
 ///
 /// | level | syscalls added to a write | after power loss |
 /// |---|---|---|
-/// | `None` | none | the session may be the previous version, or (rarely, on file systems that do not order data before rename) empty, which loads as [`Error::Corrupt`] |
+/// | `None` | none | the session may be the previous version, or (rarely, on file systems that do not order data before rename) empty, which loads as [`Error::Corrupt`](crate::Error::Corrupt) |
 /// | `FileData` | `fdatasync(temp)` before `rename` | the session is the previous or the new version, never empty; a just-deleted session may come back |
 /// | `FileAndDirectory` | `fdatasync(temp)` before `rename`, then `open(dir)`, `fsync(dir)`, `close(dir)` after `rename`/`unlink` | the write or deletion is durable once the call returns |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

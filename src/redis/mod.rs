@@ -1,6 +1,6 @@
 //! [`RedisStore`]: the same sessions on a Redis or Valkey server (feature `redis`).
 //!
-//! For applications that outgrow one machine: every [`Backend`] operation means the same as on
+//! For applications that outgrow one machine: every [`Backend`](crate::Backend) operation means the same as on
 //! a session directory, so switching is one constructor ([`Store::open`](crate::Store::open)
 //! → [`RedisStore::open`]) in code written against `B: Backend`.
 //!
@@ -34,9 +34,9 @@
 //!
 //! **Differences from the directory store.** Expiry is the server's own TTL: an expired session
 //! is removed by the server, so check-out reports [`Error::NotFound`] rather than
-//! [`Error::Expired`], and [`RedisStore::delete_expired`] has nothing to do. Waiters are not
+//! [`Error::Expired`], and [`RedisStore::delete_expired`](crate::Backend::delete_expired) has nothing to do. Waiters are not
 //! queued (every waiter woken by a release tries once; one wins). A holder must finish (or
-//! [`Checkout::extend_lease`]) within its lease. [`RedisStore::cycle_id`] moves the session
+//! [`Checkout::extend_lease`](crate::Checkout#method.extend_lease)) within its lease. [`RedisStore::cycle_id`](crate::Backend::cycle_id) moves the session
 //! between two hash slots, so it needs a standalone (or Sentinel-managed) server, not Redis
 //! Cluster.
 //!
@@ -79,7 +79,7 @@ pub use lease::Lease;
 use lease::Wait;
 use pool::Pool;
 
-/// Sessions on a Redis or Valkey server, with the [`Backend`] API. Cheap to clone (one
+/// Sessions on a Redis or Valkey server, with the [`Backend`](crate::Backend) API. Cheap to clone (one
 /// `Arc`), `Send + Sync`; clones share a connection pool and lock statistics.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -289,7 +289,7 @@ impl<T> Checkout<T, RedisStore> {
     }
 }
 
-/// Iterator over the ids of a [`RedisStore`] (see [`RedisStore::ids`]).
+/// Iterator over the ids of a [`RedisStore`] (see [`RedisStore::ids`](crate::Backend::ids)).
 pub struct RedisIds {
     store: RedisStore,
     pattern: String,

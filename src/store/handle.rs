@@ -49,7 +49,7 @@ impl Store {
         self.shared.layout.file_system()
     }
 
-    /// Whether check-ins are fenced (see [`StoreBuilder::fencing`]).
+    /// Whether check-ins are fenced (see [`StoreBuilder::fencing`](crate::StoreBuilder::fencing)).
     pub fn fencing(&self) -> bool {
         self.shared.fencing
     }

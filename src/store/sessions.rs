@@ -170,7 +170,7 @@ impl Store {
     }
 
     /// Checks a session out: waits (up to the lock timeout) until no one else holds it, then
-    /// returns the exclusive [`Checkout`] with the decoded data.
+    /// returns the exclusive [`Checkout`](crate::Checkout) with the decoded data.
     ///
     /// Errors: [`Error::NotFound`], [`Error::Expired`], [`Error::Deleted`] (deleted while we
     /// waited), [`Error::LockTimeout`], or a decoding/corruption error.
