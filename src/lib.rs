@@ -120,8 +120,10 @@ mod info;
 mod observer;
 mod settings;
 
-// The session API both backends offer: the `Backend` trait and the `Checkout` guard.
-mod backend;
+// The session API both backends offer: the `Backend` trait and the generic `Checkout` guard
+// (public so that its documentation is reachable; `Checkout` and `CheckinError` below are the
+// names to use).
+pub mod backend;
 
 // The lock protocol: flock chokepoint, in-process queue, kernel-queue waiting and wake-up,
 // bounded barging, acquisition; behind one `Locks` value. Knows nothing of the store.
@@ -162,22 +164,16 @@ pub use observer::{AcquiredBy, Acquisition, LockStats, Observer};
 pub use settings::{Durability, Expiry};
 pub use store::{Change, ChangeKind, GcPolicy, SessionIds, Store, StoreBuilder, TidyReport, Watch};
 
-/// A session checked out for exclusive use: the guard that owns the session's lock and its
-/// data.
+/// A session checked out for exclusive use: [`backend::Checkout`], with the directory
+/// [`Store`] as its default backend. `Checkout<T>` is a check-out of the session directory;
+/// with the `redis` feature, `Checkout<T, RedisStore>` is one of Redis.
 ///
-/// While it exists, no other thread or process can check the session out, delete it, cycle
-/// its id, touch it or garbage-collect it; lock-free [`Store::load`]s still see the last
-/// checked-in version. [`Checkout::check_in`](Checkout#method.check_in) writes atomically and releases; dropping the
-/// guard releases without writing; a failed check-in hands the guard back inside
-/// [`CheckinError`].
-///
-/// One guard type serves every [`Backend`]: `Checkout<T>` is a check-out of the session
-/// directory ([`Store`]); with the `redis` feature, `Checkout<T, RedisStore>` is one of Redis.
-/// (An alias, so that the generic guard need not name the directory store it defaults to.)
+/// (An alias, so that the generic guard in [`backend`] need not name the directory store it
+/// defaults to: the API wing stays below the store.)
 pub type Checkout<T, B = Store> = backend::Checkout<T, B>;
 
-/// A failed [`Checkout::check_in`](Checkout#method.check_in): the error, and the check-out handed back still locked,
-/// with its data unchanged, so the caller can retry or release it.
+/// A failed check-in: [`backend::CheckinError`], with the directory [`Store`] as its default
+/// backend.
 pub type CheckinError<T, B = Store> = backend::CheckinError<T, B>;
 
 /// Entry points for the fuzz targets in `fuzz/` and their regression test

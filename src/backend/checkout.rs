@@ -22,11 +22,11 @@ use crate::settings::Expiry;
 /// A session checked out for exclusive use.
 ///
 /// While it exists, no other thread or process can check the session out, delete it, cycle
-/// its id, touch it or garbage-collect it; lock-free [`Store::load`]s still see the last
+/// its id, touch it or garbage-collect it; lock-free [`Store::load`](crate::Store::load)s still see the last
 /// checked-in version.
 ///
 /// One guard type serves every [`Backend`]: `Checkout<T>` is a check-out of the session
-/// directory ([`Store`]); with the `redis` feature, `Checkout<T, RedisStore>` is one of Redis.
+/// directory ([`Store`](crate::Store)); with the `redis` feature, `Checkout<T, RedisStore>` is one of Redis.
 #[must_use = "dropping a Checkout releases it without writing; call check_in to save"]
 pub struct Checkout<T, B: Backend> {
     held: B::Held,

@@ -6,7 +6,9 @@
 //! calls its inherent methods and pays nothing for the seam (the trait is implemented by
 //! delegation, dispatched statically). [`Checkout`] is one guard type for all backends: its
 //! data, header and check-in logic are shared, and only the held lock (`Backend::Held`)
-//! differs.
+//! differs. Name it as [`sessiondir::Checkout`](crate::Checkout) (and
+//! [`sessiondir::CheckinError`](crate::CheckinError)), whose backend defaults to the directory
+//! [`Store`](crate::Store); this module never names the store itself.
 
 use std::time::Duration;
 
