@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 
-use sessiondir::{ChangeKind, Dict, Error, GcPolicy, Store};
+use sessiondir::{ChangeKind, Dict, Error, GcPolicy};
 
 use super::output::{self, info_json, json_line, value_json};
 use super::{Failure, StoreArgs, parse_duration, parse_id};
@@ -160,10 +160,7 @@ pub struct RmArgs {
 
 pub fn rm(a: &RmArgs) -> Result<(), Failure> {
     let id = parse_id(&a.id)?;
-    let store = Store::builder(&a.store.dir)
-        .create_if_missing(false)
-        .lock_timeout(a.timeout)
-        .open()?;
+    let store = a.store.builder().lock_timeout(a.timeout).open()?;
     if !store.delete(&id)? {
         return Err(Error::NotFound { id }.into());
     }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use sessiondir::{Durability, Error, SessionId, Store};
+use sessiondir::{Durability, Error, SessionId, Store, StoreBuilder};
 
 /// Inspect, clean and benchmark sessiondir session directories.
 #[derive(Parser)]
@@ -83,12 +83,18 @@ struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// Opens an existing store; a missing one is an error, never silently created.
-    fn open(&self) -> Result<Store, Failure> {
-        Ok(Store::builder(&self.dir)
+    /// The builder of every admin command's store: an existing store only (a missing one is an
+    /// error, never silently created) and every shared flag applied, so that a command that
+    /// needs more settings adds them here instead of building its own and dropping a flag.
+    fn builder(&self) -> StoreBuilder {
+        Store::builder(&self.dir)
             .create_if_missing(false)
             .allow_network_fs(self.allow_network_fs)
-            .open()?)
+    }
+
+    /// Opens the store with [`builder`](Self::builder)'s settings.
+    fn open(&self) -> Result<Store, Failure> {
+        Ok(self.builder().open()?)
     }
 }
 

@@ -1,10 +1,12 @@
 //! `sessiondir rm`: deletes, reports a missing session, waits for (and times out on) a holder.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use sessiondir::Dict;
 
-use crate::common::Env;
+use crate::common::{Env, sessiondir};
 
 #[test]
 fn rm_deletes_and_a_second_rm_exits_1() {
@@ -100,4 +102,62 @@ fn rm_rejects_a_bad_timeout() {
     out.expect_code(2);
     assert!(out.stderr.contains("forever"), "{}", out.stderr);
     assert!(env.store.exists(&id).unwrap());
+}
+
+/// A bindfs FUSE mount of `src` at `mnt`, unmounted when dropped (also when the test fails).
+struct Bindfs {
+    mnt: PathBuf,
+}
+
+impl Bindfs {
+    fn mount(src: &Path, mnt: &Path) -> Self {
+        std::fs::create_dir_all(mnt).unwrap();
+        let status = Command::new("bindfs")
+            .arg(src)
+            .arg(mnt)
+            .status()
+            .expect("run bindfs (Debian packages bindfs and fuse3; .ci/run installs them)");
+        assert!(status.success(), "bindfs {src:?} {mnt:?}: {status}");
+        Bindfs {
+            mnt: mnt.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Bindfs {
+    fn drop(&mut self) {
+        let unmounted = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.mnt)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
+    }
+}
+
+/// `rm` honours `--allow-network-fs` like every other admin command (it used to build its own
+/// store builder and drop the flag): on a FUSE mount it refuses without the flag and deletes
+/// with it.
+#[test]
+fn rm_on_a_fuse_mount_needs_allow_network_fs_and_then_deletes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let store = sessiondir::Store::open(src.join("store")).unwrap();
+    let id = store.create(&Dict::new()).unwrap();
+    let mount = Bindfs::mount(&src, &tmp.path().join("mnt"));
+    let dir = mount.mnt.join("store");
+    let dir = dir.to_str().unwrap();
+
+    let refused = sessiondir(["rm", id.as_str(), "--dir", dir]);
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("fuse"), "{}", refused.stderr);
+    assert!(store.exists(&id).unwrap(), "refused, so nothing deleted");
+
+    let deleted = sessiondir(["rm", id.as_str(), "--dir", dir, "--allow-network-fs"]);
+    deleted.ok();
+    assert_eq!(deleted.stdout, format!("deleted {id}\n"));
+    assert!(!store.exists(&id).unwrap());
+    assert!(!store.session_path(&id).exists());
 }
