@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::probe_file::{Seen, read_probe, replace};
 use super::{Check, SETTLE};
-use crate::id::SessionId;
 use crate::fs::netfs::FileSystem;
+use crate::id::SessionId;
 
 pub(super) fn file_system_check(a: FileSystem, b: Option<FileSystem>) -> Check {
     const NAME: &str = "file-system";

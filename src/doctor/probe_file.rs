@@ -3,11 +3,11 @@
 use std::io::ErrorKind;
 use std::path::Path;
 
-use crate::fs::atomic::{self, Target};
-use crate::settings::Durability;
 use crate::error::Error;
-use crate::id::SessionId;
+use crate::fs::atomic::{self, Target};
 use crate::fs::netfs;
+use crate::id::SessionId;
+use crate::settings::Durability;
 
 /// Writes `content` to `path` the way a check-in does: temporary file, rename.
 pub(super) fn replace(path: &Path, content: &[u8]) -> Result<(), Error> {

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::id::SessionId;
 use crate::fs::netfs;
+use crate::id::SessionId;
 
 /// Scratch directories of interrupted runs older than this are removed by the next run.
 pub(super) const ABANDONED: Duration = Duration::from_secs(3600);

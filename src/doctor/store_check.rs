@@ -4,9 +4,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::Check;
+use crate::Store;
 use crate::error::Error;
 use crate::id::SessionId;
-use crate::Store;
 
 /// How long the store check's threads wait for a session before giving up (and stopping).
 const STORE_LOCK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -144,7 +144,7 @@ impl Layout {
     /// `shard` (sessions/, locks/ and the two shard directories): real directories, not
     /// symlinks, not writable by others. Four `lstat`s. For the passes that walk the whole
     /// store and remove files (tidy, gc): a directory replaced by a symlink after open would
-    /// lead them to remove files outside the store (tests/it/hostile.rs). A replacement
+    /// lead them to remove files outside the store (tests/it/hostile/). A replacement
     /// between this check and a removal is not caught: only the owner can make one.
     pub fn recheck_shard(&self, shard: u32, config: &Config) -> Result<(), Error> {
         for dir in [

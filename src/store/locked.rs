@@ -191,7 +191,7 @@ impl Locked {
     pub(crate) fn remove(mut self) -> Result<bool, Error> {
         // As before a write: if our lock file was removed under us, another process may hold
         // the session through a new one; deleting would pull it from under that holder (and
-        // unlink its lock file). Refuse with `LockLost` (tests/it/faults.rs).
+        // unlink its lock file). Refuse with `LockLost` (tests/it/faults/lock_file.rs).
         self.verify_lock()?;
         let shared = &self.store.shared;
         let (existed, unsynced) = match atomic::remove(&self.data_path, shared.config.durability) {
@@ -215,7 +215,7 @@ impl Locked {
     pub(crate) fn cycle(&mut self) -> Result<SessionId, Error> {
         // As before a write: a holder whose lock file was removed under it must not move the
         // session, or the fresh lock of the new id would let its stale data overwrite what
-        // another holder checked in meanwhile. Refuse with `LockLost` (tests/it/faults.rs).
+        // another holder checked in meanwhile. Refuse with `LockLost` (tests/it/faults/lock_file.rs).
         self.verify_lock()?;
         let shared = &*self.store.shared;
         loop {
