@@ -3,7 +3,6 @@
 //! actix adapter given a tower session's sessiondir id. (The other way round is not possible:
 //! an actix session's random id is not the image of any tower `Id`.)
 
-use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_session::storage::SessionStore as _;
@@ -127,41 +126,4 @@ async fn actix_reads_and_updates_a_tower_session() {
     let back = tower.load(&record.id).await.expect("load").expect("exists");
     assert_eq!(back.data["visits"], serde_json::json!(4));
     assert_eq!(back.data["user"], serde_json::json!("ada"));
-}
-
-/// `sessiondir show --json` displays a framework session's entries as their JSON texts.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessiondir_show_displays_a_framework_session() {
-    // The binary exists only with the default `cli` feature.
-    let Some(bin) = option_env!("CARGO_BIN_EXE_sessiondir") else {
-        eprintln!("skipped: the sessiondir binary is not built (the `cli` feature is off)");
-        return;
-    };
-    let fx = Fixture::new();
-    let store = TowerStore::new(fx.store.clone());
-    let mut record = Record {
-        id: Id::default(),
-        data: user_data(),
-        expiry_date: OffsetDateTime::now_utc() + time::Duration::hours(1),
-    };
-    store.create(&mut record).await.expect("create");
-    let id = TowerStore::session_id(&record.id);
-    let out = Command::new(bin)
-        .args(["show", id.as_str(), "--json", "--dir"])
-        .arg(fx.store.dir())
-        .output()
-        .expect("run sessiondir show");
-    assert!(
-        out.status.success(),
-        "sessiondir show failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    assert_eq!(shown["id"], serde_json::json!(id.as_str()));
-    assert_eq!(shown["data"]["user"], serde_json::json!(r#""ada""#));
-    assert_eq!(
-        shown["data"]["roles"],
-        serde_json::json!(r#"["admin",{"since":1843}]"#)
-    );
-    assert_eq!(shown["data"]["visits"], serde_json::json!("3"));
 }

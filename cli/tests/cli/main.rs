@@ -7,6 +7,8 @@ mod common;
 mod ls;
 // One session's header and data.
 mod show;
+// A session written by a web-framework adapter, as the command shows it.
+mod framework_sessions;
 // Deleting one session; holders and timeouts.
 mod rm;
 // Garbage collection of expired and idle sessions.
