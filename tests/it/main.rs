@@ -14,8 +14,30 @@ mod crash;
 // Delete, gc and cycle racing with holders and waiters in other processes.
 mod races;
 
-// The public API, operation by operation.
-mod api;
+// The public API, operation by operation, one file per concept.
+mod api {
+    // What the API tests share: a session type, sample data, file bytes, times, modes.
+    mod helpers;
+
+    // Ids: create never takes one, from_bytes and create_with_id, the ids the store issues.
+    mod ids;
+    // Round trips through create, load, info, snapshot and check-out; the error helpers.
+    mod round_trips;
+    // The check-out life cycle: check-in, drop, release, save, failed check-in, contention.
+    mod checkout;
+    // Expiry: fixed and idle, touch, set_expiry, the builder's default.
+    mod expiry;
+    // delete, cycle_id and Checkout::cycle_id.
+    mod delete_cycle;
+    // ids() and sessions(): every session once, nothing planted among them.
+    mod listing;
+    // delete_expired and delete_idle.
+    mod gc;
+    // tidy and close: orphan locks and dead writers' temporary files.
+    mod tidy;
+    // Modes, the fan-out, shared directories, durability levels.
+    mod settings;
+}
 // Hostile and malformed ids: typed errors, nothing on disk touched.
 mod invalid_ids;
 // Damaged session files: typed errors naming the path, other sessions unaffected.
