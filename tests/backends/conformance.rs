@@ -33,7 +33,7 @@ use sessiondir::{
     Store, Value,
 };
 
-use crate::common::{DirStore, RedisServer, wait_until};
+use crate::common::{RedisServer, TestStore, wait_until};
 
 /// Upper bound for anything awaited, and the default lock timeout (a broken wait fails the
 /// test instead of hanging it).
@@ -97,7 +97,7 @@ trait Fixture: Sized {
 }
 
 struct DirFixture {
-    dir: DirStore,
+    dir: TestStore,
 }
 
 fn dir_builder(b: sessiondir::StoreBuilder, settings: Settings) -> sessiondir::StoreBuilder {
@@ -114,7 +114,7 @@ impl Fixture for DirFixture {
 
     fn start_with(settings: Settings) -> Self {
         DirFixture {
-            dir: DirStore::new(|b| dir_builder(b, settings)),
+            dir: TestStore::with(|b| dir_builder(b, settings)),
         }
     }
 

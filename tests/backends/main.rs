@@ -2,7 +2,10 @@
 //! the Redis store (feature `redis`), each Redis test against its own `redis-server` on
 //! loopback. `cargo test --features redis --test backends`.
 
-// A redis-server per test, and fresh stores of both kinds.
+// The test support all test binaries share (tests/support/).
+#[path = "../support/mod.rs"]
+mod support;
+// What these tests use of it: a redis-server per test, directory stores, bounded waits.
 mod common;
 // The core contract, written once over `Backend` and run against both stores.
 mod conformance;

@@ -3,6 +3,10 @@
 //! Cross-process tests re-run this very binary as a child process (see `child`), so the
 //! children are real OS processes using the public API, as a web server's workers would.
 
+// The test support all test binaries share (tests/support/).
+#[path = "../support/mod.rs"]
+mod support;
+// What these tests use of it, and header patching and lock paths of their own.
 mod common;
 
 // Child-process entry point and the tests that need real processes.
