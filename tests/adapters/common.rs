@@ -1,12 +1,12 @@
-//! Shared helpers: a store in a temporary directory, exact snapshots of its directory tree,
-//! bounded waits, and the `Adapter` trait that lets the conformance tests drive both framework
-//! adapters in neutral terms.
+//! Shared helpers: a store in a temporary directory, exact snapshots of its directory tree and
+//! bounded waits (built on the shared test support, `tests/support/`), and the `Adapter` trait
+//! that lets the conformance tests drive both framework adapters in neutral terms.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use actix_session::storage::{SessionKey, SessionStore as _};
 use sessiondir::actix::ActixStore;
@@ -15,11 +15,16 @@ use sessiondir::{SessionId, Store};
 use tower_sessions_core::SessionStore as _;
 use tower_sessions_core::session::{Id, Record};
 
+use crate::support::store::TestStore;
+use crate::support::tree::{named_files, tree_snapshot};
+use crate::support::wait::wait_until_async;
+
 /// A session's data in neutral terms: what tower-sessions keeps, and what actix-session keeps
 /// once its JSON texts are parsed.
 pub type Data = HashMap<String, serde_json::Value>;
 
-/// A store in its own temporary directory.
+/// A store in its own temporary directory, at the default fan-out (256) and with a lock
+/// timeout of 20 s.
 pub struct Fixture {
     // Kept for its `Drop`: the directory lives as long as the fixture.
     _tmp: tempfile::TempDir,
@@ -28,83 +33,42 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Self {
-        let tmp = tempfile::tempdir().expect("create a temporary directory");
-        let store = Store::builder(tmp.path().join("sessions"))
-            .lock_timeout(Duration::from_secs(20))
-            .open()
-            .expect("open the store");
+        let TestStore { store, tmp, .. } =
+            TestStore::with(|b| b.fan_out(256).lock_timeout(Duration::from_secs(20)));
         Fixture { _tmp: tmp, store }
     }
 
     /// Every file and directory under the store, with each file's bytes: equal snapshots mean
     /// nothing was created, removed or written.
     pub fn tree(&self) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-        let mut out = BTreeMap::new();
-        walk(self.store.dir(), self.store.dir(), &mut out);
-        out
+        tree_snapshot(self.store.dir())
+            .into_iter()
+            .filter(|(rel, _)| !rel.as_os_str().is_empty())
+            .map(|(rel, state)| (rel, (state.kind != "dir").then_some(state.content)))
+            .collect()
     }
 
     /// Session files on disk (temporary files excluded), expired or not.
     pub fn session_files(&self) -> usize {
-        self.files_under("sessions")
+        named_files(&self.store.dir().join("sessions")).len()
     }
 
     /// Lock files on disk.
     pub fn lock_files(&self) -> usize {
-        self.files_under("locks")
-    }
-
-    fn files_under(&self, top: &str) -> usize {
-        self.tree()
-            .iter()
-            .filter(|(path, bytes)| {
-                bytes.is_some()
-                    && path.starts_with(top)
-                    && !path
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .count()
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
-    for entry in entries {
-        let entry = entry.expect("read a directory entry");
-        let path = entry.path();
-        let rel = path
-            .strip_prefix(root)
-            .expect("under the root")
-            .to_path_buf();
-        if entry.file_type().expect("file type").is_dir() {
-            out.insert(rel, None);
-            walk(root, &path, out);
-        } else {
-            let bytes =
-                std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-            out.insert(rel, Some(bytes));
-        }
+        named_files(&self.store.dir().join("locks")).len()
     }
 }
 
 /// Polls `condition` every 10 ms until it holds; panics naming `what` after `limit`.
-pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut condition: F) -> Duration
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, condition: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let start = Instant::now();
-    loop {
-        if condition().await {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_async(what, limit, condition, || {
+        tokio::time::sleep(Duration::from_millis(10))
+    })
+    .await
 }
 
 /// An error and its causes, one after the other (what a log line with the chain would show).

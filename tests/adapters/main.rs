@@ -2,6 +2,9 @@
 //! with a module per area. Built only with both features:
 //! `cargo test --features tower-sessions,actix-session --test adapters`.
 
+// The test support all test binaries share (tests/support/).
+#[path = "../support/mod.rs"]
+mod support;
 // Temporary stores, directory snapshots, and the `Adapter` trait with its two implementations.
 mod common;
 // The adapters' shared contract, written once and run against every adapter.

@@ -1,139 +1,19 @@
-//! Helpers: a real `redis-server` on loopback for each test, and fresh stores of both kinds.
+//! Helpers: what the shared test support (`tests/support/`) offers these tests, re-exported
+//! under the names they use (a real `redis-server` on loopback for each test, a directory
+//! store in a temporary directory, bounded waits), and a short read both modules use.
 
-#![allow(dead_code)]
+use sessiondir::{Backend, Dict, SessionId};
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+pub use crate::support::redis::RedisServer;
+pub use crate::support::store::TestStore;
+pub use crate::support::wait::wait_until;
 
-use sessiondir::Store;
-use sessiondir::redis::{RedisBuilder, RedisStore};
-
-/// A `redis-server` of this test's own, on a free loopback port, without persistence; killed
-/// and reaped on drop. `redis-server` must be on `PATH` (`.ci/run` installs it): a missing
-/// server fails the test rather than skipping it.
-pub struct RedisServer {
-    child: Child,
-    pub port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    pub fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir for redis-server");
-        // Ask the kernel for a free port, then hand it to the server; retry if someone else
-        // took it in between.
-        for _ in 0..20 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
-            let mut child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args([
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--protected-mode",
-                    "yes",
-                ])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start redis-server (is it installed? .ci/run installs it)");
-            let stdout = child.stdout.take().expect("piped stdout");
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if line.contains("Ready to accept connections") {
-                        let _ = tx.send(true);
-                    } else if line.contains("Address already in use") {
-                        let _ = tx.send(false);
-                    }
-                }
-            });
-            match rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(true) => {
-                    return RedisServer {
-                        child,
-                        port,
-                        _dir: dir,
-                    };
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
-        }
-        panic!("could not start redis-server on a free port");
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// A builder for a store on this server, with a prefix of the test's own.
-    pub fn builder(&self) -> RedisBuilder {
-        RedisStore::builder(&self.url()).prefix("test:")
-    }
-
-    pub fn store(&self) -> RedisStore {
-        self.builder().open().expect("open redis store")
-    }
-
-    /// A raw client connection, to look at (or damage) what the store wrote.
-    pub fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .and_then(|c| c.get_connection())
-            .expect("raw redis connection")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A directory store in a temporary directory (removed on drop).
-pub struct DirStore {
-    pub store: Store,
-    pub dir: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl DirStore {
-    pub fn new(f: impl FnOnce(sessiondir::StoreBuilder) -> sessiondir::StoreBuilder) -> Self {
-        let tmp = tempfile::tempdir().expect("create temp dir");
-        let dir = tmp.path().join("store");
-        let store = f(Store::builder(&dir).fan_out(4))
-            .open()
-            .expect("open store");
-        DirStore {
-            store,
-            dir,
-            _tmp: tmp,
-        }
-    }
-}
-
-/// Waits until `cond` holds, polling every millisecond, failing the test after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+/// The `n` of session `id` (0 if it has none), read without a lock.
+pub fn n_of<B: Backend>(store: &B, id: &SessionId) -> i64 {
+    store
+        .load::<Dict>(id)
+        .expect("load")
+        .expect("session exists")
+        .get_i64("n")
+        .unwrap_or(0)
 }

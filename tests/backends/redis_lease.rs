@@ -3,8 +3,8 @@
 //! release, expiry by the server's own TTLs, and typed errors for damaged values and an
 //! unreachable server.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -12,19 +12,11 @@ use redis::Commands;
 use sessiondir::redis::RedisStore;
 use sessiondir::{AcquiredBy, Backend, Dict, Error, Expiry, SessionId};
 
-use crate::common::{RedisServer, wait_until};
+use crate::common::{RedisServer, n_of, wait_until};
+use crate::support::child::{ChildGuard, report_channel, rerun_this_binary};
 
 const ROLE_VAR: &str = "SESSIONDIR_REDIS_CHILD";
 const MARK: &str = "@@redis-child@@ ";
-
-fn counter<B: Backend>(store: &B, id: &SessionId) -> i64 {
-    store
-        .load::<Dict>(id)
-        .expect("load")
-        .expect("session exists")
-        .get_i64("n")
-        .unwrap_or(0)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fencing within one process.
@@ -60,7 +52,7 @@ fn a_holder_past_its_lease_cannot_check_in_and_its_write_never_lands() {
         "{refused:?}"
     );
     next.check_in().expect("second holder checks in");
-    assert_eq!(counter(&store, &id), 1);
+    assert_eq!(n_of(&store, &id), 1);
 
     // After the second holder released, still refused: nobody's lease is the stale one.
     let error = stale
@@ -76,7 +68,7 @@ fn a_holder_past_its_lease_cannot_check_in_and_its_write_never_lands() {
         stale.delete().is_err(),
         "a stale holder cannot delete either"
     );
-    assert_eq!(counter(&store, &id), 1, "the stale write never landed");
+    assert_eq!(n_of(&store, &id), 1, "the stale write never landed");
     assert!(
         store.try_checkout::<Dict>(&id).is_ok(),
         "nobody holds it now"
@@ -108,7 +100,7 @@ fn extending_a_live_lease_keeps_the_session_and_a_lost_one_is_a_conflict() {
         Err(Error::Conflict { found: None, .. })
     ));
     drop(held);
-    assert_eq!(counter(&store, &id), 5);
+    assert_eq!(n_of(&store, &id), 5);
 }
 
 #[test]
@@ -303,23 +295,17 @@ fn child_entry() {
     }
 }
 
-/// A child process of this test binary playing `role` on session `id`; killed on drop.
+/// A child process of this test binary playing `role` on session `id`; killed and reaped on
+/// drop.
 struct ChildProc {
-    child: Child,
+    child: ChildGuard,
     lines: mpsc::Receiver<String>,
 }
 
 impl ChildProc {
     fn spawn(server: &RedisServer, role: &str, id: &SessionId, env: &[(&str, String)]) -> Self {
-        let mut command = Command::new(std::env::current_exe().expect("test binary"));
+        let mut command = rerun_this_binary("redis_lease::child_entry");
         command
-            .args([
-                "--exact",
-                "redis_lease::child_entry",
-                "--ignored",
-                "--nocapture",
-            ])
-            .args(["--test-threads", "1"])
             .env(ROLE_VAR, role)
             .env("SESSIONDIR_REDIS_URL", server.url())
             .env("SESSIONDIR_ID", id.to_string())
@@ -332,16 +318,11 @@ impl ChildProc {
         }
         let mut child = command.spawn().expect("spawn child");
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find(MARK) {
-                    let _ = tx.send(line[at + MARK.len()..].to_owned());
-                }
-            }
-        });
-        ChildProc { child, lines }
+        let lines = report_channel(stdout, MARK);
+        ChildProc {
+            child: ChildGuard(child),
+            lines,
+        }
     }
 
     fn next_line(&self, timeout: Duration) -> String {
@@ -351,7 +332,7 @@ impl ChildProc {
     }
 
     fn signal(&self, signal: i32) {
-        let pid = i32::try_from(self.child.id()).expect("pid");
+        let pid = i32::try_from(self.child.0.id()).expect("pid");
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         assert_eq!(
             unsafe { libc::kill(pid, signal) },
@@ -361,21 +342,14 @@ impl ChildProc {
     }
 
     fn send(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
+        let stdin = self.child.0.stdin.as_mut().expect("stdin");
         writeln!(stdin, "{line}").expect("write to child");
         stdin.flush().expect("flush");
     }
 
     fn wait_success(mut self) {
-        let status = self.child.wait().expect("wait");
+        let status = self.child.0.wait().expect("wait");
         assert!(status.success(), "child failed: {status}");
-    }
-}
-
-impl Drop for ChildProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -400,7 +374,7 @@ fn worker_processes_lose_no_update_on_one_hot_session() {
         assert_eq!(child.next_line(Duration::from_secs(60)), "done");
         child.wait_success();
     }
-    assert_eq!(counter(&store, &id), WORKERS as i64 * i64::from(OPS));
+    assert_eq!(n_of(&store, &id), WORKERS as i64 * i64::from(OPS));
     let info = store.info(&id).expect("info").expect("exists");
     assert_eq!(info.generation, 1 + WORKERS as u64 * u64::from(OPS));
 }
@@ -435,10 +409,6 @@ fn a_holder_frozen_with_sigstop_past_its_lease_is_refused_at_check_in() {
     let report = frozen.next_line(Duration::from_secs(30));
     assert_eq!(report, format!("conflict {frozen_fence} {our_fence}"));
     session.check_in().expect("the live holder checks in");
-    assert_eq!(
-        counter(&store, &id),
-        1,
-        "the frozen holder's 999 never landed"
-    );
+    assert_eq!(n_of(&store, &id), 1, "the frozen holder's 999 never landed");
     frozen.wait_success();
 }

@@ -12,13 +12,13 @@
 //! failing one.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ExitStatus, Stdio};
 use std::str::FromStr;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use sessiondir::{Acquisition, Dict, Error, Observer, SessionId, Store};
 
-use crate::common;
+use crate::{common, support};
 
 /// The environment variable naming the role a child process plays.
 pub const ROLE_VAR: &str = "SESSIONDIR_CHILD";
@@ -72,22 +72,8 @@ fn report(message: &str) {
 /// Starts the watchdog (exit after [`MAX_LIFETIME`]) and the stdin reader (commands; exit on
 /// end of file, i.e. when the parent is gone).
 fn start_guards() -> Receiver<String> {
-    std::thread::spawn(|| {
-        std::thread::sleep(MAX_LIFETIME);
-        eprintln!("child: lived longer than {MAX_LIFETIME:?}, exiting");
-        std::process::exit(70);
-    });
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let stdin = std::io::stdin();
-        for line in stdin.lock().lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line.trim().to_owned());
-        }
-        // The parent closed our stdin: it is gone (or dropped us). Nobody is listening.
-        std::process::exit(0);
-    });
-    rx
+    support::child::exit_after(MAX_LIFETIME, "child");
+    support::child::stdin_commands()
 }
 
 fn next_command(commands: &Receiver<String>) -> String {
@@ -563,17 +549,8 @@ pub fn field_parse<T: FromStr>(message: &str, key: &str) -> T {
 /// Starts this test binary as a child process playing `role`, with `envs` set and stdin,
 /// stdout and stderr piped. Prefer [`Proc::start`], which also reaps the child.
 pub fn spawn(role: &str, envs: &[(&str, String)]) -> Child {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let mut command = Command::new(exe);
+    let mut command = support::child::rerun_this_binary("child::entry");
     command
-        .args([
-            "--exact",
-            "child::entry",
-            "--ignored",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
         .env(ROLE_VAR, role)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -619,18 +596,15 @@ impl Proc {
         {
             let reports = Arc::clone(&reports);
             let output = Arc::clone(&output);
-            pipes.push(std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    match line.find(MARK) {
-                        Some(at) => locked(&reports).push(line[at + MARK.len()..].to_owned()),
-                        None => {
-                            let mut out = locked(&output);
-                            let _ = writeln!(out, "stdout: {line}");
-                        }
-                    }
-                }
-            }));
+            pipes.push(support::child::read_reports(
+                stdout,
+                MARK,
+                move |report| locked(&reports).push(report),
+                move |line| {
+                    let mut out = locked(&output);
+                    let _ = writeln!(out, "stdout: {line}");
+                },
+            ));
         }
         {
             let output = Arc::clone(&output);

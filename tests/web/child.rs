@@ -4,18 +4,19 @@
 //!
 //! A worker exits when its stdin reaches end of file (its parent is gone) and after
 //! [`MAX_LIFETIME`] whatever happens. The parent side, [`Worker`], kills (SIGKILL) and reaps
-//! its process on drop, so no worker outlives a test, even a failing one.
+//! its process on drop (a `ChildGuard`), so no worker outlives a test, even a failing one.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Stdio;
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sessiondir::Store;
 
 use crate::app;
+use crate::support::child::{self, ChildGuard};
 
 const ROLE_VAR: &str = "SESSIONDIR_WEB_CHILD";
 const MARK: &str = "@@web-child@@ ";
@@ -28,16 +29,9 @@ fn entry() {
         return;
     };
     assert_eq!(role, "worker", "unknown child role");
-    std::thread::spawn(|| {
-        std::thread::sleep(MAX_LIFETIME);
-        eprintln!("worker: lived longer than {MAX_LIFETIME:?}, exiting");
-        std::process::exit(70);
-    });
-    std::thread::spawn(|| {
-        // End of file (or an error): the parent is gone.
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        std::process::exit(0);
-    });
+    child::exit_after(MAX_LIFETIME, "worker");
+    // No commands: stdin only tells, by its end of file, that the parent is gone.
+    let _ = child::stdin_commands();
     let dir = std::env::var("SD_DIR").expect("SD_DIR is set");
     let timeout_ms: u64 = std::env::var("SD_LOCK_TIMEOUT_MS")
         .expect("SD_LOCK_TIMEOUT_MS is set")
@@ -65,23 +59,14 @@ fn entry() {
 /// A worker process serving the test app, killed and reaped on drop.
 pub struct Worker {
     pub port: u16,
-    child: Child,
+    child: ChildGuard,
     output: Option<JoinHandle<String>>,
 }
 
 impl Worker {
     /// Starts a worker on the store at `dir` and waits (bounded) for its port.
     pub fn start(dir: &Path, lock_timeout: Duration) -> Worker {
-        let exe = std::env::current_exe().expect("path of the test binary");
-        let mut child = Command::new(exe)
-            .args([
-                "--exact",
-                "child::entry",
-                "--ignored",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
+        let mut child = child::rerun_this_binary("child::entry")
             .env(ROLE_VAR, "worker")
             .env("SD_DIR", dir)
             .env("SD_LOCK_TIMEOUT_MS", lock_timeout.as_millis().to_string())
@@ -92,15 +77,7 @@ impl Worker {
             .expect("spawn a worker process");
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, ports) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find(MARK) {
-                    let _ = tx.send(line[at + MARK.len()..].to_owned());
-                }
-            }
-        });
+        let ports = child::report_channel(stdout, MARK);
         let output = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = BufReader::new(stderr).read_to_string(&mut text);
@@ -108,7 +85,7 @@ impl Worker {
         });
         let mut worker = Worker {
             port: 0,
-            child,
+            child: ChildGuard(child),
             output: Some(output),
         };
         worker.port = worker.wait_for_port(&ports);
@@ -122,8 +99,8 @@ impl Worker {
                 .and_then(|p| p.parse().ok())
                 .unwrap_or_else(|| panic!("worker reported {line:?}, not a port")),
             Err(e) => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                let _ = self.child.0.kill();
+                let _ = self.child.0.wait();
                 let stderr = self
                     .output
                     .take()
@@ -132,12 +109,5 @@ impl Worker {
                 panic!("worker did not report its port: {e}\nstderr:\n{stderr}");
             }
         }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

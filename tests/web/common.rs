@@ -1,58 +1,34 @@
-//! Helpers shared by the web tests: a store in a temporary directory, an in-process axum
-//! server, a blocking HTTP client (ureq) and a `Set-Cookie` parser.
+//! Helpers shared by the web tests: the shared test support (`tests/support/`) they use,
+//! re-exported, with what they look at in a store; an in-process axum server, a blocking HTTP
+//! client (ureq) and a `Set-Cookie` parser.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use sessiondir::{SessionId, Store, StoreBuilder};
+use sessiondir::SessionId;
+
+#[cfg(feature = "redis")]
+pub use crate::support::redis::RedisServer;
+pub use crate::support::store::TestStore;
+use crate::support::tree::{all_files, named_files};
+pub use crate::support::wait::wait_until;
 
 /// Every request and every wait of these tests ends within this.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A fresh store in its own temporary directory (removed on drop).
-pub struct TestStore {
-    pub store: Store,
-    pub dir: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
+/// What these tests look at in a store, on top of the shared `TestStore`.
 impl TestStore {
-    pub fn new() -> Self {
-        Self::with(|b| b)
-    }
-
-    /// A fresh store configured by `f` (fan-out 4 keeps directory walks small).
-    pub fn with(f: impl FnOnce(StoreBuilder) -> StoreBuilder) -> Self {
-        let tmp = tempfile::tempdir().expect("create temp dir");
-        let dir = tmp.path().join("store");
-        let store = f(Store::builder(&dir).fan_out(4))
-            .open()
-            .expect("open store");
-        TestStore {
-            store,
-            dir,
-            _tmp: tmp,
-        }
-    }
-
     /// The session files in the store (temporary files excluded).
     pub fn session_files(&self) -> Vec<PathBuf> {
-        files_under(&self.dir.join("sessions"))
-            .into_iter()
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| !n.starts_with('.'))
-            })
-            .collect()
+        named_files(&self.dir.join("sessions"))
     }
 
     /// Every file in the store but its marker: sessions, locks, temporary files.
     pub fn all_files(&self) -> Vec<PathBuf> {
-        files_under(&self.dir)
+        all_files(&self.dir)
             .into_iter()
             .filter(|p| !p.ends_with("sessiondir.store"))
             .collect()
@@ -71,38 +47,6 @@ impl TestStore {
             .expect("read header")
             .expect("session exists")
             .generation
-    }
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry.expect("read directory entry");
-            let kind = entry.file_type().expect("file type");
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    out
-}
-
-/// Waits until `cond` holds, polling every millisecond, failing the test after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -4,6 +4,10 @@
 //! to it over real HTTP (ureq). The end-to-end tests re-run this very binary as worker
 //! processes (see `child`) serving one shared session directory.
 
+// The test support all test binaries share (tests/support/).
+#[path = "../support/mod.rs"]
+mod support;
+// What these tests use of it, an in-process server, an HTTP client and a cookie parser.
 mod common;
 
 // The application under test, and the worker-process entry point that serves it.
@@ -24,6 +28,3 @@ mod cycle;
 // The same layer over the Redis backend (feature `redis`), against a real redis-server.
 #[cfg(feature = "redis")]
 mod redis;
-#[cfg(feature = "redis")]
-#[path = "../backends/common.rs"]
-mod redis_server;

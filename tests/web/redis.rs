@@ -12,8 +12,7 @@ use sessiondir::axum::{SessionLayer, SessionMut, SessionRef};
 use sessiondir::redis::RedisStore;
 use sessiondir::{Backend, Dict};
 
-use crate::common::{Client, Server};
-use crate::redis_server::RedisServer;
+use crate::common::{Client, RedisServer, Server};
 
 const REQUESTS: usize = 200;
 const CLIENT_THREADS: usize = 8;

@@ -1,16 +1,20 @@
-//! Helpers shared by the CLI tests: running the real binary with a deadline, temporary stores,
-//! JSON parsing.
+//! Helpers shared by the CLI tests: running the real binary with a deadline, temporary stores
+//! (the shared test support's, `tests/support/`, with what these tests do with them), JSON
+//! parsing.
 
 #![allow(dead_code)]
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value as Json;
-use sessiondir::{Dict, Expiry, SessionId, Store};
+use sessiondir::{Dict, Expiry, SessionId};
+
+pub use crate::support::child::ChildGuard;
+pub use crate::support::store::TestStore;
 
 /// The longest any single CLI invocation may take before the test fails (and kills it).
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -69,34 +73,6 @@ impl Out {
     }
 }
 
-/// A child process that is killed and reaped if the test ends (or panics) while it runs.
-pub struct ChildGuard(pub Child);
-
-impl ChildGuard {
-    /// Waits for the child to exit, at most `timeout`; `None` if it is still running.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.0.try_wait().expect("poll child") {
-                return Some(status);
-            }
-            if start.elapsed() >= timeout {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
 /// A `Command` for the real binary.
 pub fn command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiondir"));
@@ -150,26 +126,13 @@ pub fn run_to_end(mut cmd: Command) -> Out {
     }
 }
 
-/// A fresh store (fan-out 4) in its own temporary directory, removed on drop.
-pub struct Env {
-    pub store: Store,
-    pub dir: PathBuf,
-    pub tmp: tempfile::TempDir,
-}
+/// A fresh store (fan-out 4) in its own temporary directory, removed on drop: the shared
+/// `TestStore`, with what these tests do with it below.
+pub type Env = TestStore;
 
-impl Env {
-    pub fn new() -> Self {
-        Self::with_fan_out(4)
-    }
-
+impl TestStore {
     pub fn with_fan_out(fan_out: u32) -> Self {
-        let tmp = tempfile::tempdir().expect("create temp dir");
-        let dir = tmp.path().join("store");
-        let store = Store::builder(&dir)
-            .fan_out(fan_out)
-            .open()
-            .expect("open store");
-        Env { store, dir, tmp }
+        Self::with(|b| b.fan_out(fan_out))
     }
 
     /// Runs `sessiondir <command> --dir <store> <args>`.

@@ -1,6 +1,12 @@
 //! Integration tests of the `sessiondir` command-line tool: the real binary, run as a child
 //! process against stores prepared (and checked) with the library.
 
+// The test support all test binaries share (tests/support/ of the library's package).
+// This package has no `redis` feature: the support's Redis server is never built here.
+#[allow(unexpected_cfgs)]
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+// Running the real binary with a deadline, temporary stores, JSON parsing.
 mod common;
 
 // Listing sessions: text table, JSON lines, filters, checked-out sessions.
