@@ -35,24 +35,23 @@ impl Locks {
         session_file: &Path,
         wait: Wait,
     ) -> Result<(Held, Acquisition), Error> {
-        let shared = self;
         let start = Instant::now();
         // A timeout too large to add to the clock means "wait for ever" (a century).
         let deadline = (wait == Wait::UpToTimeout).then(|| {
             start
-                .checked_add(shared.settings.timeout)
+                .checked_add(self.settings.timeout)
                 .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600))
         });
-        let (mut by, mut saw_deleted) = match shared.threads.take(id, deadline) {
+        let (mut by, mut saw_deleted) = match self.threads.take(id, deadline) {
             Turn::Taken {
                 waited: false,
                 gone,
             } => (AcquiredBy::Immediately, gone),
             Turn::Taken { waited: true, gone } => (AcquiredBy::LocalQueue, gone),
-            Turn::Refused => return Err(contended(shared, id, start, deadline.is_some())),
+            Turn::Refused => return Err(contended(self, id, start, deadline.is_some())),
         };
         let mut turn = TurnGuard::new(&self.threads, &self.barging, id);
-        let before = shared.barging.before(id);
+        let before = self.barging.before(id);
         if before == Before::Pause {
             std::thread::sleep(PAUSE);
         }
@@ -66,19 +65,19 @@ impl Locks {
                 // directory reached the disk, or a hand-deleted lock file, can. Recreate it with
                 // O_EXCL: of several repairers exactly one creates it, and all then lock that one.
                 if std::fs::symlink_metadata(session_file).is_ok() {
-                    flock::create(&lock_path, shared.settings.file_mode)?;
+                    flock::create(&lock_path, self.settings.file_mode)?;
                     continue;
                 }
                 return Err(Error::NotFound { id: *id });
             };
             if !flock::try_lock(&file, &lock_path)? {
                 let Some(deadline) = deadline else {
-                    return Err(contended(shared, id, start, false));
+                    return Err(contended(self, id, start, false));
                 };
-                if let Some(observer) = &shared.settings.observer {
+                if let Some(observer) = &self.settings.observer {
                     observer.waiting(id);
                 }
-                (file, by) = wait_for_release(shared, id, file, &lock_path, start, deadline)?;
+                (file, by) = wait_for_release(self, id, file, &lock_path, start, deadline)?;
             }
             // Verify: the inode we hold must still be the lock file at the path.
             if !flock::is_linked(&file, &lock_path)? {
@@ -96,9 +95,9 @@ impl Locks {
                 (AcquiredBy::Immediately, _) => Holding::Quiet,
                 _ => Holding::Waited,
             };
-            shared.counters.acquired(by);
+            self.counters.acquired(by);
             if by != AcquiredBy::Immediately
-                && let Some(observer) = &shared.settings.observer
+                && let Some(observer) = &self.settings.observer
             {
                 observer.acquired(id, &acquisition);
             }
@@ -114,15 +113,15 @@ impl Locks {
     }
 }
 
-fn contended(shared: &Locks, id: &SessionId, start: Instant, waited: bool) -> Error {
+fn contended(locks: &Locks, id: &SessionId, start: Instant, waited: bool) -> Error {
     if waited {
-        shared.counters.timed_out();
+        locks.counters.timed_out();
         Error::LockTimeout {
             id: *id,
             waited: start.elapsed(),
         }
     } else {
-        shared.counters.busy();
+        locks.counters.busy();
         Error::Busy { id: *id }
     }
 }
@@ -131,7 +130,7 @@ fn contended(shared: &Locks, id: &SessionId, start: Instant, waited: bool) -> Er
 /// holds the lock (the helper's duplicate when queued in the kernel, else `file` itself) and
 /// how the wait ended.
 fn wait_for_release(
-    shared: &Locks,
+    locks: &Locks,
     id: &SessionId,
     file: File,
     lock_path: &Path,
@@ -139,15 +138,15 @@ fn wait_for_release(
     deadline: Instant,
 ) -> Result<(File, AcquiredBy), Error> {
     flock::announce_waiting(&file);
-    match shared.kernel.wait(&file, lock_path, deadline) {
+    match locks.kernel.wait(&file, lock_path, deadline) {
         Queued::Granted(held) => Ok((held, AcquiredBy::Event)),
-        Queued::TimedOut => Err(contended(shared, id, start, true)),
+        Queued::TimedOut => Err(contended(locks, id, start, true)),
         Queued::Failed(e) => Err(Error::io("lock", lock_path, e)),
         Queued::Unavailable(e) => {
-            if let Some(observer) = &shared.settings.observer {
+            if let Some(observer) = &locks.settings.observer {
                 observer.events_unavailable(&Error::io("start a waiting thread", lock_path, e));
             }
-            let by = poll_for_release(shared, id, &file, lock_path, start, deadline)?;
+            let by = poll_for_release(locks, id, &file, lock_path, start, deadline)?;
             Ok((file, by))
         }
     }
@@ -156,7 +155,7 @@ fn wait_for_release(
 /// The fallback wait: try, sleep on the release watch or a poll tick, try again. Returns
 /// whether the last sleep ended by a release event or at a poll tick.
 fn poll_for_release(
-    shared: &Locks,
+    locks: &Locks,
     id: &SessionId,
     file: &File,
     lock_path: &Path,
@@ -164,10 +163,10 @@ fn poll_for_release(
     deadline: Instant,
 ) -> Result<AcquiredBy, Error> {
     let (mut watch, error) = ReleaseWatch::new(lock_path);
-    if let (Some(error), Some(observer)) = (error, &shared.settings.observer) {
+    if let (Some(error), Some(observer)) = (error, &locks.settings.observer) {
         observer.events_unavailable(&error);
     }
-    let first_nap = Duration::from_millis(1).min(shared.settings.poll_delay);
+    let first_nap = Duration::from_millis(1).min(locks.settings.poll_delay);
     let mut nap = first_nap;
     let mut by = AcquiredBy::Poll;
     loop {
@@ -177,11 +176,11 @@ fn poll_for_release(
         }
         let now = Instant::now();
         if now >= deadline {
-            return Err(contended(shared, id, start, true));
+            return Err(contended(locks, id, start, true));
         }
         (nap, by) = match watch.sleep(nap.min(deadline - now)) {
             Woken::Event => (first_nap, AcquiredBy::Event),
-            Woken::Timeout => ((nap * 2).min(shared.settings.poll_delay), AcquiredBy::Poll),
+            Woken::Timeout => ((nap * 2).min(locks.settings.poll_delay), AcquiredBy::Poll),
         };
     }
 }
