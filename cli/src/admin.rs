@@ -242,6 +242,7 @@ pub fn tidy(a: &StoreArgs) -> Result<(), Failure> {
             &json!({
                 "temp_files_removed": report.temp_files_removed,
                 "orphan_locks_removed": report.orphan_locks_removed,
+                "orphan_spares_removed": report.orphan_spares_removed,
                 "skipped_busy": report.skipped_busy,
                 "bytes_freed": report.bytes_freed,
                 "elapsed_ms": start.elapsed().as_millis() as u64,
@@ -250,10 +251,11 @@ pub fn tidy(a: &StoreArgs) -> Result<(), Failure> {
     } else {
         writeln!(
             out,
-            "removed {} temporary files ({} bytes) and {} orphaned lock files; skipped {} in use",
+            "removed {} temporary files ({} bytes), {} orphaned lock files and {} orphaned spare files; skipped {} in use",
             report.temp_files_removed,
             report.bytes_freed,
             report.orphan_locks_removed,
+            report.orphan_spares_removed,
             report.skipped_busy
         )?;
     }

@@ -46,7 +46,7 @@ enum Command {
     Rm(admin::RmArgs),
     /// Delete expired and/or idle sessions, skipping checked-out ones.
     Gc(admin::GcArgs),
-    /// Remove temporary files and orphaned lock files left by crashed writers.
+    /// Remove temporary files, orphaned lock files and orphaned spare files left by crashed writers.
     Tidy(StoreArgs),
     /// Counts, bytes, expired, checked out now, shard balance.
     Stats(StoreArgs),

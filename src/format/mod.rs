@@ -32,7 +32,9 @@ pub use header::{FORMAT_VERSION, HEADER_LEN, Header};
 pub(crate) use header::{duration_ms, from_ms, now_ms};
 #[cfg(feature = "fuzzing")]
 pub use read::read_session_file;
-pub(crate) use read::{read_frame, read_header, read_header_in};
+pub(crate) use read::{
+    Reads, read_frame, read_frame_held, read_header, read_header_held, read_header_in,
+};
 
 /// Serializes `data` behind a header built from `header` (payload length and checksum are
 /// filled in here). Refuses payloads over `max_payload` before anything reaches the disk.

@@ -1,9 +1,28 @@
-//! Lock-free reading of session files: never follows a symlink, never blocks on a FIFO, never
-//! allocates more than the maximum session size, and retries a stale (NFS) handle once.
+//! Reading session files: never follows a symlink, never blocks on a FIFO, never allocates
+//! more than the maximum session size, and retries a stale (NFS) handle once.
+//!
+//! Two kinds of reader exist. A *holder* of the session's lock reads the live file plainly:
+//! nobody else writes the session meanwhile. A *lock-free* reader ([`read_frame`],
+//! [`read_header`], [`read_header_in`]) may open the live file just before a check-in swaps it
+//! with the spare (`crate::fs::atomic::exchange_in`), and then hold the spare, which the next
+//! check-in overwrites in place. So a lock-free read is a *committed read*:
+//!
+//! 1. open the path;
+//! 2. pin the file shared, without waiting (`crate::fs::pin`); a writer holding it means it is
+//!    a spare being overwritten: go back to 1;
+//! 3. read and verify it;
+//! 4. check that the inode read is the one at the path now (`fstat` against `lstat`): if not,
+//!    what was read is a spare (an older version, or one whose writer died before its swap):
+//!    go back to 1; if nothing is at the path, the session is gone.
+//!
+//! While the pin is held no writer changes the file, and at step 4 it was live: what was read
+//! is the version checked in at that moment, complete. Nobody waits: a retry happens only
+//! because a check-in made progress meanwhile.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::os::fd::BorrowedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::{Frame, HEADER_LEN, Header, parse_frame};
@@ -26,18 +45,124 @@ fn not_a_file_or(file: &File, path: &Path, error: Error) -> Error {
     }
 }
 
-/// Reads and verifies a whole session file. `Ok(None)`: the file does not exist.
+/// How a lock-free reader reads (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reads {
+    /// Committed reads: pin, read, check the inode is live. Needed wherever a writer may swap
+    /// spares, i.e. on every local file system.
+    Pinned,
+    /// Plain reads, for stores on network and FUSE file systems, where check-ins always rename
+    /// a new file (no spare is ever overwritten) and a `flock` may cost a round trip.
+    Plain,
+}
+
+/// How many times a lock-free read looks again at a path whose file kept being swapped under
+/// it; every look again means a check-in completed meanwhile.
+const MAX_LOOKS: u32 = 1000;
+
+/// Where the inode a lock-free reader read stands now.
+enum Standing {
+    /// It is the file at the path: what was read is live.
+    Live,
+    /// Another file is at the path: what was read is a spare.
+    Replaced,
+    /// Nothing is at the path: the session is gone.
+    Gone,
+}
+
+/// A committed read (module docs): `open` opens the path, `at_path` stats what the path names
+/// now, `read` reads the open file. `Ok(None)`: nothing at the path.
+fn read_committed<R>(
+    reads: Reads,
+    path: &Path,
+    open: impl Fn() -> Result<Option<File>, Error>,
+    at_path: impl Fn() -> std::io::Result<(u64, u64)>,
+    read: impl Fn(&File) -> Result<R, Error>,
+) -> Result<Option<R>, Error> {
+    for _ in 0..MAX_LOOKS {
+        let Some(file) = open()? else {
+            return Ok(None);
+        };
+        if reads == Reads::Plain {
+            return read(&file).map(Some);
+        }
+        if !crate::fs::pin::try_shared(&file, path)? {
+            continue; // a writer is filling it: a spare now
+        }
+        let result = read(&file);
+        let ours = file.metadata().map_err(|e| Error::io("inspect", path, e))?;
+        let standing = match at_path() {
+            Ok((dev, ino)) if (dev, ino) == (ours.dev(), ours.ino()) => Standing::Live,
+            Ok(_) => Standing::Replaced,
+            Err(e) if e.kind() == ErrorKind::NotFound => Standing::Gone,
+            Err(e) => return Err(Error::io("inspect", path, e)),
+        };
+        match standing {
+            Standing::Live => return result.map(Some),
+            Standing::Replaced => continue,
+            Standing::Gone => return Ok(None),
+        }
+    }
+    Err(Error::io(
+        "read",
+        path,
+        std::io::Error::other(format!(
+            "the session file was swapped {MAX_LOOKS} times while being read"
+        )),
+    ))
+}
+
+/// `(st_dev, st_ino)` of what `path` names, not following a symlink.
+fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    std::fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()))
+}
+
+/// Reads and verifies a whole session file, lock-free: a committed read (module docs).
+/// `Ok(None)`: the file does not exist.
 ///
 /// Reads at most `HEADER_LEN + max_payload + 1` bytes, so a huge or lying file cannot make it
 /// allocate more than the configured maximum.
-pub(crate) fn read_frame(path: &Path, max_payload: u64) -> Result<Option<Frame>, Error> {
-    // On NFS-like file systems a check-in elsewhere can turn our handle stale mid-read.
+pub(crate) fn read_frame(
+    path: &Path,
+    max_payload: u64,
+    reads: Reads,
+) -> Result<Option<Frame>, Error> {
+    read_at_path(path, reads, |file| read_frame_from(file, path, max_payload))
+}
+
+/// A committed read of `path` (module docs) with `read`, retrying a stale (NFS) handle: on
+/// NFS-like file systems a check-in elsewhere can turn our handle stale mid-read.
+fn read_at_path<R>(
+    path: &Path,
+    reads: Reads,
+    read: impl Fn(&File) -> Result<R, Error>,
+) -> Result<Option<R>, Error> {
+    crate::fs::netfs::retry_stale(|| {
+        read_committed(
+            reads,
+            path,
+            || open_for_read(path),
+            || identity(path),
+            &read,
+        )
+    })
+}
+
+/// A plain read of `path` with `read`, under the session's lock (no writer can be at work
+/// on it), retrying a stale (NFS) handle.
+fn read_held<R>(path: &Path, read: impl Fn(&File) -> Result<R, Error>) -> Result<Option<R>, Error> {
     crate::fs::netfs::retry_stale(|| {
         let Some(file) = open_for_read(path)? else {
             return Ok(None);
         };
-        read_frame_from(&file, path, max_payload).map(Some)
+        read(&file).map(Some)
     })
+}
+
+/// Reads and verifies a whole session file under its lock (no writer can be at work on it).
+/// `Ok(None)`: the file does not exist.
+pub(crate) fn read_frame_held(path: &Path, max_payload: u64) -> Result<Option<Frame>, Error> {
+    read_held(path, |file| read_frame_from(file, path, max_payload))
 }
 
 pub(crate) fn read_frame_from(file: &File, path: &Path, max_payload: u64) -> Result<Frame, Error> {
@@ -80,30 +205,47 @@ fn read_full(mut file: &File, path: &Path, buf: &mut [u8]) -> Result<usize, Erro
     Ok(filled)
 }
 
-/// Reads and verifies only the header. `Ok(None)`: the file does not exist.
-pub(crate) fn read_header(path: &Path) -> Result<Option<Header>, Error> {
-    crate::fs::netfs::retry_stale(|| {
-        let Some(file) = open_for_read(path)? else {
-            return Ok(None);
-        };
-        read_header_from(&file, path).map(Some)
-    })
+/// Reads and verifies only the header, lock-free: a committed read (module docs).
+/// `Ok(None)`: the file does not exist.
+pub(crate) fn read_header(path: &Path, reads: Reads) -> Result<Option<Header>, Error> {
+    read_at_path(path, reads, |file| read_header_from(file, path))
 }
 
-/// [`read_header`] of the session file `name` in the open shard directory `dir`, opened
-/// relative to it (see [`crate::fs::open::open_in_dir`]); `path` names it in errors.
+/// Reads and verifies only the header under the session's lock. `Ok(None)`: no file.
+pub(crate) fn read_header_held(path: &Path) -> Result<Option<Header>, Error> {
+    read_held(path, |file| read_header_from(file, path))
+}
+
+/// [`read_header`] of the session file `name` in the open shard directory `dir`, opened and
+/// checked relative to it (see [`crate::fs::open::open_in_dir`]); `path` names it in errors.
 pub(crate) fn read_header_in(
     dir: BorrowedFd<'_>,
     name: &str,
     path: &Path,
     noatime: &mut bool,
+    reads: Reads,
 ) -> Result<Option<Header>, Error> {
-    crate::fs::netfs::retry_stale(|| {
-        let Some(file) = crate::fs::open::open_in_dir(dir, name, path, noatime)? else {
-            return Ok(None);
-        };
-        read_header_from(&file, path).map(Some)
-    })
+    let flag = std::cell::Cell::new(*noatime);
+    let result = crate::fs::netfs::retry_stale(|| {
+        read_committed(
+            reads,
+            path,
+            || {
+                let mut asked = flag.get();
+                let opened = crate::fs::open::open_in_dir(dir, name, path, &mut asked);
+                flag.set(asked);
+                opened
+            },
+            || {
+                rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| (st.st_dev, st.st_ino))
+                    .map_err(std::io::Error::from)
+            },
+            |file| read_header_from(file, path),
+        )
+    });
+    *noatime = flag.get();
+    result
 }
 
 /// Reads and verifies the header of an open file, from its current offset.
@@ -157,4 +299,86 @@ pub fn read_session_file(
 
     let path = Path::new("fuzz-input");
     (info(path), snapshot(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::format::encode;
+    use crate::settings::Expiry;
+
+    /// A valid session file at `path` holding `n`, at generation `generation`.
+    fn write_version(path: &Path, n: u64, generation: u64) {
+        let header = Header {
+            generation,
+            ..Header::new(Expiry::Never, 1)
+        };
+        let (bytes, _) = encode(path, header, &n, 1 << 20).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn read_n(path: &Path, open: impl Fn() -> Result<Option<File>, Error>) -> Option<u64> {
+        read_committed(
+            Reads::Pinned,
+            path,
+            open,
+            || identity(path),
+            |file| read_frame_from(file, path, 1 << 20),
+        )
+        .unwrap()
+        .map(|frame| frame.decode::<u64>(path).unwrap())
+    }
+
+    /// A reader that opened the live file just before a check-in swapped it out holds the
+    /// spare; here a writer then filled that spare with a version and died before swapping
+    /// it in. The committed read must not return it: it looks again and gets the live one.
+    #[test]
+    fn a_spare_opened_before_a_swap_is_never_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        let spare = dir.path().join(".live.spare");
+        write_version(&live, 2, 2);
+        write_version(&spare, 3, 3); // never checked in
+        let looks = Cell::new(0);
+        let got = read_n(&live, || {
+            looks.set(looks.get() + 1);
+            // The first open is the stale one: the inode now at the spare's name.
+            open_for_read(if looks.get() == 1 { &spare } else { &live })
+        });
+        assert_eq!(got, Some(2));
+        assert_eq!(looks.get(), 2, "the stale open was not looked past");
+    }
+
+    /// A file a writer holds pinned exclusively is a spare being overwritten: the reader does
+    /// not read it (nor wait for it) but opens the path again.
+    #[test]
+    fn a_file_pinned_by_a_writer_is_skipped_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        let spare = dir.path().join(".live.spare");
+        write_version(&live, 5, 5);
+        write_version(&spare, 6, 6);
+        let writer = File::options().read(true).write(true).open(&spare).unwrap();
+        assert!(crate::fs::pin::try_exclusive(&writer, &spare).unwrap());
+        let looks = Cell::new(0);
+        let got = read_n(&live, || {
+            looks.set(looks.get() + 1);
+            open_for_read(if looks.get() == 1 { &spare } else { &live })
+        });
+        assert_eq!(got, Some(5));
+        assert_eq!(looks.get(), 2);
+    }
+
+    /// A reader that finds nothing at the path after its read reports the session gone, even
+    /// if the inode it read held a valid version.
+    #[test]
+    fn a_file_no_longer_at_the_path_reads_as_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        let elsewhere = dir.path().join("elsewhere");
+        write_version(&elsewhere, 7, 7);
+        assert_eq!(read_n(&live, || open_for_read(&elsewhere)), None);
+    }
 }

@@ -7,12 +7,17 @@
 //! old inode or the new one, complete: never a partial file. If anything fails before the
 //! rename, the temporary file is removed (tempfile's drop) and the old version is untouched.
 //!
+//! A check-in can instead reuse inodes ([`exchange_in`]): it overwrites the session's spare
+//! file `.<id>.spare` in place and swaps it with the live file by
+//! `renameat2(RENAME_EXCHANGE)`, so the old version becomes the next spare and no inode is
+//! created or freed. Readers and writers of spares are kept apart by pins (`super::pin`).
+//!
 //! `clippy.toml` forbids `std::fs::rename`, `std::fs::remove_file` and tempfile's `persist`
 //! everywhere else; the store marker is written through [`write`] too.
 
-use std::fs::{File, Permissions};
+use std::fs::{File, OpenOptions, Permissions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use crate::error::Error;
@@ -80,6 +85,151 @@ pub(crate) fn write(
     sync_dir_if(dir, durability).map_err(Failure::After)
 }
 
+/// What [`exchange_in`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exchanged {
+    /// The new version is live; the old one is the spare now.
+    Swapped,
+    /// Nothing was at the target (removed by hand while its lock was held): the new version
+    /// was renamed into place, as [`write`] would, and the session has no spare now.
+    Renamed,
+    /// The file system refused `RENAME_EXCHANGE`; the new version was renamed over the live
+    /// file instead (done, but the session has no spare now). Stop trying on this store.
+    Unsupported,
+    /// Nothing was changed: the spare is pinned by a reader, or something other than a
+    /// regular file is at its name. Write the classic way ([`write`]).
+    SpareUnavailable,
+}
+
+/// Writes `bytes` as the new version of `target` through its spare file `spare`: open it
+/// (create it if missing), pin it exclusively, `pwrite` the whole file at offset 0, `ftruncate`
+/// to its length, `fdatasync` if `durability` asks, unpin (close), then swap it with `target`
+/// by `renameat2(RENAME_EXCHANGE)`, and `fsync` the directory if asked. `still_held` runs
+/// right before the swap; if it fails, nothing is swapped. The spare then holds an unfinished
+/// version, which is never read (readers check that what they read is live); after a failed
+/// write it is emptied (or removed, if this call created it), so a full disk gets its space
+/// back.
+///
+/// A process killed at any point leaves `target` as it was, or swapped in complete.
+pub(crate) fn exchange_in(
+    target: &Path,
+    spare: &Path,
+    bytes: &[u8],
+    mode: u32,
+    durability: Durability,
+    still_held: impl FnOnce() -> Result<(), Error>,
+) -> Result<Exchanged, Failure> {
+    let failed = |op, e| Failure::Before(Error::io(op, spare, e));
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let (file, created) = match options.open(spare) {
+        Ok(f) => (f, false),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            match options.create_new(true).mode(mode).open(spare) {
+                Ok(f) => (f, true),
+                Err(e) => return Err(failed("create spare file", e)),
+            }
+        }
+        // A symlink, directory or socket planted at the spare's name: leave it alone.
+        Err(e) if not_a_file(&e) => return Ok(Exchanged::SpareUnavailable),
+        Err(e) => return Err(failed("open spare file", e)),
+    };
+    if !super::pin::try_exclusive(&file, spare).map_err(Failure::Before)? {
+        return Ok(Exchanged::SpareUnavailable); // a reader holds the old version in it
+    }
+    let filled = file
+        .write_all_at(bytes, 0)
+        .map_err(|e| ("write spare file", e))
+        .and_then(|()| {
+            file.set_len(bytes.len() as u64)
+                .map_err(|e| ("truncate spare file", e))
+        })
+        .and_then(|()| {
+            if durability >= Durability::FileData {
+                file.sync_data().map_err(|e| ("sync spare file", e))
+            } else {
+                Ok(())
+            }
+        });
+    match filled {
+        Ok(()) => {}
+        // A FIFO planted at the spare's name (`pwrite` cannot seek it): nothing was written.
+        Err((_, e)) if e.raw_os_error() == Some(libc::ESPIPE) => {
+            return Ok(Exchanged::SpareUnavailable);
+        }
+        Err((op, e)) => {
+            // Give the space back (a full disk is the usual cause); the spare's content does
+            // not matter, only that it is never live.
+            if created {
+                drop(file);
+                let _ = remove(spare, Durability::None);
+            } else {
+                let _ = file.set_len(0);
+            }
+            return Err(failed(op, e));
+        }
+    }
+    still_held().map_err(Failure::Before)?;
+    drop(file); // unpins: a reader that opens it from here on checks it is live
+    match rename_exchange(spare, target) {
+        Ok(()) => {
+            sync_dir_if(parent(target), durability).map_err(Failure::After)?;
+            Ok(Exchanged::Swapped)
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            rename_spare_over(spare, target, durability).map(|()| Exchanged::Renamed)
+        }
+        Err(e) if exchange_unsupported(&e) => {
+            rename_spare_over(spare, target, durability).map(|()| Exchanged::Unsupported)
+        }
+        Err(e) => Err(Failure::Before(Error::io(
+            "swap spare file with",
+            target,
+            e,
+        ))),
+    }
+}
+
+/// Completes a write whose swap could not happen by renaming the filled spare over `target`.
+fn rename_spare_over(spare: &Path, target: &Path, durability: Durability) -> Result<(), Failure> {
+    if rename(spare, target, durability)? {
+        Ok(())
+    } else {
+        Err(Failure::Before(Error::io(
+            "rename spare file onto",
+            target,
+            std::io::Error::from(ErrorKind::NotFound),
+        )))
+    }
+}
+
+/// An open refused because the path is no regular file we may open: a symlink (`ELOOP`, we
+/// never follow one), a directory (`EISDIR`, opened for writing), a socket (`ENXIO`).
+fn not_a_file(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ELOOP | libc::EISDIR | libc::ENXIO)
+    )
+}
+
+/// `EINVAL` (the file system does not know the flag), `ENOSYS` (no `renameat2`, or a sandbox
+/// refusing it), `EOPNOTSUPP`: some FUSE and network file systems.
+fn exchange_unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+    )
+}
+
+/// `renameat2(a, b, RENAME_EXCHANGE)`: swaps the two names atomically; both must exist.
+fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(std::io::Error::from)
+}
+
 // tempfile's renames, allowed here only.
 #[allow(clippy::disallowed_methods)]
 fn persist(temp: tempfile::NamedTempFile, target: &Path) -> Result<(), tempfile::PersistError> {
@@ -142,6 +292,19 @@ pub(crate) fn temp_prefix(id: &SessionId) -> String {
 
 pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
+/// The name of `id`'s spare file (`.<id>.spare`), next to its session file.
+pub(crate) fn spare_name(id: &SessionId) -> String {
+    format!(".{id}{SPARE_SUFFIX}")
+}
+
+const SPARE_SUFFIX: &str = ".spare";
+
+/// The session id a spare file name belongs to, if it is one of ours.
+pub(crate) fn spare_owner(name: &str) -> Option<SessionId> {
+    let id = name.strip_prefix('.')?.strip_suffix(SPARE_SUFFIX)?;
+    SessionId::parse(id).ok()
+}
+
 /// The session id a temporary file name belongs to, if it is one of ours.
 pub(crate) fn temp_owner(name: &str) -> Option<SessionId> {
     let rest = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
@@ -164,5 +327,18 @@ mod tests {
         assert_eq!(temp_owner(id.as_str()), None);
         assert_eq!(temp_owner(&format!(".{id}..tmp")), None);
         assert_eq!(temp_owner(".nope.abc.tmp"), None);
+        assert_eq!(temp_owner(&spare_name(&id)), None);
+    }
+
+    #[test]
+    fn spare_names_round_trip() {
+        let id = SessionId::generate().unwrap();
+        assert_eq!(spare_owner(&spare_name(&id)), Some(id));
+        assert_eq!(spare_owner(id.as_str()), None);
+        assert_eq!(
+            spare_owner(&format!("{}x{}", temp_prefix(&id), TEMP_SUFFIX)),
+            None
+        );
+        assert!(SessionId::parse(&spare_name(&id)).is_err());
     }
 }

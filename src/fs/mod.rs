@@ -7,6 +7,7 @@
 pub(crate) mod atomic;
 pub(crate) mod netfs;
 pub(crate) mod open;
+pub(crate) mod pin;
 
 pub use atomic::Failure;
 pub use netfs::{FileSystem, file_system};

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::config::Config;
@@ -99,6 +100,18 @@ impl StoreBuilder {
         self
     }
 
+    /// Whether check-ins reuse inodes (default true): each session keeps a spare file, a
+    /// check-in overwrites the spare in place and swaps it with the live file by
+    /// `renameat2(RENAME_EXCHANGE)`, so a steady check-in creates and frees no inode (design
+    /// §4.2). Used only where it is safe and supported: a local file system, no fencing,
+    /// [`Durability::None`] or [`Durability::FileAndDirectory`]; a file system that refuses the
+    /// exchange turns it off for this handle at the first check-in. `false`: every check-in
+    /// renames a new temporary file over the session file, as the other cases do.
+    pub fn reuse_inodes(mut self, on: bool) -> Self {
+        self.config.reuse_inodes = on;
+        self
+    }
+
     /// Whether [`open`](Self::open) may create the store. Default true; admin tools set it to
     /// false so that a mistyped path is an error ([`Error::Config`]) instead of a new, empty
     /// store.
@@ -121,6 +134,13 @@ impl StoreBuilder {
         }
         let layout = Layout::open(&dir, &config)?;
         let fencing = config.fencing.unwrap_or(layout.file_system().shared);
+        // FileData makes no directory durable, so the exchange that turned the old version into
+        // the spare may not survive a power loss while the spare is already being overwritten:
+        // that level keeps renaming new files (design §4.2).
+        let spares = config.reuse_inodes
+            && !fencing
+            && !layout.file_system().shared
+            && config.durability != Durability::FileData;
         let locks = Locks::new(LockSettings {
             timeout: config.settings.lock_timeout,
             poll_delay: config.settings.poll_delay,
@@ -133,6 +153,7 @@ impl StoreBuilder {
                 config,
                 locks,
                 fencing,
+                spares: AtomicBool::new(spares),
             }),
         })
     }

@@ -15,6 +15,7 @@ pub(crate) struct Config {
     pub allow_network_fs: bool,
     pub fencing: Option<bool>,
     pub create_if_missing: bool,
+    pub reuse_inodes: bool,
 }
 
 impl Default for Config {
@@ -28,6 +29,7 @@ impl Default for Config {
             allow_network_fs: false,
             fencing: None,
             create_if_missing: true,
+            reuse_inodes: true,
         }
     }
 }

@@ -124,7 +124,7 @@ impl Store {
                 }
             };
             // Judge again under the lock: a check-in or touch may have just revived it.
-            let fresh = match format::read_header(&locked.data_path) {
+            let fresh = match format::read_header_held(&locked.data_path) {
                 Ok(Some(h)) if policy.condemns(&h, format::now_ms()) => h,
                 Ok(_) => continue,
                 Err(_) => {

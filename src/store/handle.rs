@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use super::config::Config;
 use super::layout::Layout;
@@ -27,6 +28,10 @@ pub(crate) struct Shared {
     pub locks: Locks,
     /// Whether check-ins re-validate the lock and the session's version before renaming.
     pub fencing: bool,
+    /// Whether check-ins go through the session's spare file and `RENAME_EXCHANGE`
+    /// ([`StoreBuilder::reuse_inodes`](crate::StoreBuilder::reuse_inodes)); cleared for good
+    /// when the file system refuses the exchange.
+    pub spares: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use super::config::Config;
 use crate::error::Error;
+use crate::format::Reads;
 use crate::fs::atomic::{self, Target};
 use crate::fs::netfs::{self, FileSystem};
 use crate::fs::open::open_existing;
@@ -131,6 +132,25 @@ impl Layout {
     pub fn data_path(&self, id: &SessionId) -> PathBuf {
         let mut p = self.session_dir(self.shard_of(id));
         p.push(id.as_str());
+        p
+    }
+
+    /// How lock-free readers of this store read: committed reads wherever a check-in may swap
+    /// spares (every local file system; another handle of the directory may reuse inodes even
+    /// if this one does not), plain ones on network and FUSE file systems, where none does.
+    pub fn reads(&self) -> Reads {
+        if self.file_system.shared {
+            Reads::Plain
+        } else {
+            Reads::Pinned
+        }
+    }
+
+    /// Where `id`'s spare file lives: next to its session file (same directory, so the two can
+    /// be swapped atomically), hidden (`.<id>.spare`) so no listing takes it for a session.
+    pub fn spare_path(&self, id: &SessionId) -> PathBuf {
+        let mut p = self.session_dir(self.shard_of(id));
+        p.push(crate::fs::atomic::spare_name(id));
         p
     }
 

@@ -3,6 +3,7 @@
 //! (verified, and fenced on shared file systems), touch, delete, cycle the id.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use serde::de::DeserializeOwned;
 
@@ -11,12 +12,12 @@ use crate::backend::Checkout;
 use crate::backend::sealed;
 use crate::error::Error;
 use crate::format::{self, Frame, Header};
-use crate::fs::atomic::{self, Target};
+use crate::fs::atomic::{self, Exchanged, Target};
 use crate::id::SessionId;
 use crate::info::SessionInfo;
 use crate::lock::{Held, Wait};
 use crate::observer::Acquisition;
-use crate::settings::Expiry;
+use crate::settings::{Durability, Expiry};
 
 /// A held session lock, before (or without) decoding the data: what delete, cycle and touch
 /// need, and what [`Checkout`] is built on. (Nominally `pub`: it is the directory store's
@@ -95,7 +96,7 @@ impl Locked {
     /// Reads the session file under the lock; missing or expired is an error.
     pub(crate) fn read_live(&self) -> Result<Frame, Error> {
         let max = self.store.shared.config.settings.max_session_size;
-        let Some(frame) = format::read_frame(&self.data_path, max)? else {
+        let Some(frame) = format::read_frame_held(&self.data_path, max)? else {
             return Err(self.vanished());
         };
         if frame.header.is_expired(format::now_ms()) {
@@ -106,7 +107,7 @@ impl Locked {
 
     /// Checks the session file exists and has not expired, reading the header only.
     pub(crate) fn require_live(&self) -> Result<(), Error> {
-        match format::read_header(&self.data_path)? {
+        match format::read_header_held(&self.data_path)? {
             None => Err(self.vanished()),
             Some(h) if h.is_expired(format::now_ms()) => Err(Error::Expired { id: self.id }),
             Some(_) => Ok(()),
@@ -132,6 +133,25 @@ impl Locked {
     pub(crate) fn write(&mut self, bytes: &[u8], previous: &Header) -> Result<(), atomic::Failure> {
         let shared = &self.store.shared;
         let config = &shared.config;
+        if shared.spares.load(Ordering::Relaxed) {
+            let spare = shared.layout.spare_path(&self.id);
+            let done = atomic::exchange_in(
+                &self.data_path,
+                &spare,
+                bytes,
+                config.file_mode,
+                config.durability,
+                || self.verify_lock(),
+            )?;
+            match done {
+                Exchanged::Swapped | Exchanged::Renamed => return Ok(()),
+                Exchanged::Unsupported => {
+                    shared.spares.store(false, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Exchanged::SpareUnavailable => {} // a reader holds the spare: the classic way
+            }
+        }
         atomic::write(
             &self.data_path,
             Target::Replace,
@@ -163,7 +183,7 @@ impl Locked {
     /// Anything else means somebody wrote or deleted it while we held the lock, which only a
     /// lock the file system failed to exclude allows: refuse, write nothing.
     fn require_version(&self, previous: &Header) -> Result<(), Error> {
-        let found = format::read_header(&self.data_path)?;
+        let found = format::read_header_held(&self.data_path)?;
         if found.as_ref() == Some(previous) {
             Ok(())
         } else {
@@ -202,6 +222,8 @@ impl Locked {
         };
         // From here on the session is gone, whatever else fails: tell local waiters.
         self.held.mark_gone();
+        // Its spare (if any) goes too; one left behind by a failure here is tidy's.
+        let _ = atomic::remove(&shared.layout.spare_path(&self.id), Durability::None);
         atomic::remove(self.held.path(), shared.config.durability)
             .map_err(atomic::Failure::into_error)?;
         match unsynced {
@@ -243,6 +265,16 @@ impl Locked {
                     // Moved, but the directory sync failed: carry on under the new id, then report.
                     Err(atomic::Failure::After(e)) => Some(e),
                 };
+            // The spare follows (a steady state creates no inode, also after a login); if it
+            // cannot, it is removed, and the next check-in makes a new one.
+            let old_spare = shared.layout.spare_path(&self.id);
+            if let Err(_) | Ok(false) = atomic::rename(
+                &old_spare,
+                &shared.layout.spare_path(&new_id),
+                Durability::None,
+            ) {
+                let _ = atomic::remove(&old_spare, Durability::None);
+            }
             // From here on the session lives under new_id, whatever else happens.
             let mut old_held = std::mem::replace(&mut self.held, new_held);
             old_held.mark_gone();

@@ -127,7 +127,11 @@ impl Store {
         expired: Expired,
     ) -> Result<Option<Snapshot<T>>, Error> {
         let path = self.shared.layout.data_path(id);
-        let Some(frame) = format::read_frame(&path, self.shared.config.settings.max_session_size)?
+        let Some(frame) = format::read_frame(
+            &path,
+            self.shared.config.settings.max_session_size,
+            self.shared.layout.reads(),
+        )?
         else {
             return Ok(None);
         };
@@ -148,7 +152,8 @@ impl Store {
     /// A session's metadata from its header, expired or not (no lock). Missing → `Ok(None)`.
     pub fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
         let path = self.shared.layout.data_path(id);
-        Ok(format::read_header(&path)?.map(|h| SessionInfo::from_header(*id, &h)))
+        Ok(format::read_header(&path, self.shared.layout.reads())?
+            .map(|h| SessionInfo::from_header(*id, &h)))
     }
 
     /// Like [`snapshot`](Self::snapshot) but also returns expired sessions (for admin tools:

@@ -12,6 +12,11 @@
 //!   that there is no session file and that the lock file is still linked, and removes it.
 //!   (A create in progress holds its lock, so it is skipped.)
 //!
+//! * **Orphaned spare files** `.<id>.spare`: a delete was killed between unlinking the session
+//!   file and its spare. A spare whose session file exists is part of the session (its next
+//!   check-in overwrites it) and is never touched; one without is removed under `<id>`'s lock,
+//!   after checking again that the session file is still missing.
+//!
 //! Tidy works one shard at a time: its memory is bounded by the size of one shard directory.
 
 use std::collections::HashSet;
@@ -20,7 +25,7 @@ use std::path::Path;
 
 use super::handle::Store;
 use crate::error::Error;
-use crate::fs::atomic::{self, temp_owner};
+use crate::fs::atomic::{self, spare_owner, temp_owner};
 use crate::fs::netfs;
 use crate::id::SessionId;
 use crate::lock::flock;
@@ -32,6 +37,8 @@ pub struct TidyReport {
     pub temp_files_removed: u64,
     /// Lock files without a session file removed.
     pub orphan_locks_removed: u64,
+    /// Spare files without a session file removed.
+    pub orphan_spares_removed: u64,
     /// Leftover candidates skipped because their session was held (possibly a live writer).
     pub skipped_busy: u64,
     /// Bytes of temporary files removed.
@@ -73,6 +80,7 @@ impl Store {
         let session_dir = layout.session_dir(shard);
         let mut live = HashSet::new();
         let mut temps = Vec::new();
+        let mut spares = Vec::new();
         let Ok(names) = list(&session_dir) else {
             report.failed += 1;
             return;
@@ -83,6 +91,8 @@ impl Store {
             }
             if let Some(owner) = temp_owner(&name) {
                 temps.push((owner, session_dir.join(&name)));
+            } else if let Some(owner) = spare_owner(&name) {
+                spares.push(owner);
             } else if let Ok(id) = SessionId::parse(&name) {
                 live.insert(id);
             }
@@ -95,6 +105,14 @@ impl Store {
                     report.temp_files_removed += 1;
                     report.bytes_freed += len;
                 }
+                Ok(None) => report.skipped_busy += 1,
+                Err(_) => report.failed += 1,
+            }
+        }
+        for owner in spares.into_iter().filter(|owner| !live.contains(owner)) {
+            match self.remove_orphan_spare(&owner) {
+                Ok(Some(true)) => report.orphan_spares_removed += 1,
+                Ok(Some(false)) => {} // its session came back, or the spare went meanwhile
                 Ok(None) => report.skipped_busy += 1,
                 Err(_) => report.failed += 1,
             }
@@ -139,6 +157,38 @@ impl Store {
         }
         atomic::remove(temp, self.shared.config.durability).map_err(atomic::Failure::into_error)?;
         Ok(Some(meta.len()))
+    }
+
+    /// Removes `id`'s spare file if `id` has no session file. `Ok(None)`: `id` is held (a
+    /// create or a check-in may be at work); `Ok(Some(removed))` otherwise.
+    fn remove_orphan_spare(&self, id: &SessionId) -> Result<Option<bool>, Error> {
+        let layout = &self.shared.layout;
+        let lock_path = layout.lock_path(id);
+        // Held for as long as the spare is judged and removed (no lock file: nobody can hold
+        // the session, and a create makes its lock file before its session file).
+        let _guard = match flock::open(&lock_path)? {
+            None => None,
+            Some(file) if flock::try_lock(&file, &lock_path)? => Some(file),
+            Some(_) => return Ok(None),
+        };
+        if fs::symlink_metadata(layout.data_path(id)).is_ok() {
+            return Ok(Some(false));
+        }
+        let spare = layout.spare_path(id);
+        match fs::symlink_metadata(&spare) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => {
+                return Err(Error::UnsafePath {
+                    path: spare,
+                    reason: "named like a spare file but not a regular file; left alone",
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(false)),
+            Err(e) => return Err(Error::io("inspect", &spare, e)),
+        }
+        atomic::remove(&spare, self.shared.config.durability)
+            .map_err(atomic::Failure::into_error)
+            .map(Some)
     }
 
     /// Removes `id`'s lock file if it has no session file. `Ok(None)`: it is held;

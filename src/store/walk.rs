@@ -167,20 +167,21 @@ impl Walk {
     /// its shard directory. `Ok(None)`: the session is gone.
     pub(crate) fn header(&mut self, id: &SessionId) -> Result<Option<Header>, Error> {
         let path = self.layout.data_path(id);
+        let reads = self.layout.reads();
         match &self.shard {
             Some(shard) if shard.index == self.layout.shard_of(id) => {
                 let dir = shard
                     .dir
                     .fd()
                     .map_err(|e| Error::io("list", &shard.path, e.into()))?;
-                match format::read_header_in(dir, id.as_str(), &path, &mut self.noatime) {
+                match format::read_header_in(dir, id.as_str(), &path, &mut self.noatime, reads) {
                     // The shard directory's own handle may be the stale one (NFS: recreated
                     // by another host); a fresh lookup of the whole path gets past it.
-                    Err(e) if netfs::is_stale(&e) => format::read_header(&path),
+                    Err(e) if netfs::is_stale(&e) => format::read_header(&path, reads),
                     other => other,
                 }
             }
-            _ => format::read_header(&path),
+            _ => format::read_header(&path, reads),
         }
     }
 }

@@ -17,7 +17,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::handle::Store;
 use crate::error::Error;
-use crate::format;
+use crate::format::{self, Reads};
 use crate::id::SessionId;
 
 /// What happened to a session.
@@ -71,9 +71,10 @@ impl Store {
     pub fn watch(&self) -> Result<Watch, Error> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let sessions = self.shared.layout.sessions_root().to_path_buf();
+        let reads = self.shared.layout.reads();
         let start_err = |e: notify::Error| Error::io("watch", &sessions, std::io::Error::other(e));
-        let mut watcher =
-            notify::recommended_watcher(move |event| translate(&tx, event)).map_err(start_err)?;
+        let mut watcher = notify::recommended_watcher(move |event| translate(&tx, reads, event))
+            .map_err(start_err)?;
         watcher
             .watch(&sessions, RecursiveMode::Recursive)
             .map_err(start_err)?;
@@ -84,7 +85,11 @@ impl Store {
     }
 }
 
-fn translate(tx: &Sender<Result<Change, Error>>, event: notify::Result<notify::Event>) {
+fn translate(
+    tx: &Sender<Result<Change, Error>>,
+    reads: Reads,
+    event: notify::Result<notify::Event>,
+) {
     let event = match event {
         Ok(event) => event,
         Err(e) => {
@@ -119,7 +124,7 @@ fn translate(tx: &Sender<Result<Change, Error>>, event: notify::Result<notify::E
         };
         let change = if appeared {
             // Gone again already, or unreadable: nothing reliable to report as a write.
-            let Ok(Some(header)) = format::read_header(path) else {
+            let Ok(Some(header)) = format::read_header(path, reads) else {
                 continue;
             };
             Change {
@@ -132,6 +137,8 @@ fn translate(tx: &Sender<Result<Change, Error>>, event: notify::Result<notify::E
                 generation: Some(header.generation),
                 seen: SystemTime::now(),
             }
+        } else if exchanged(path, &event) {
+            continue; // a check-in swapped the spare in: its arrival is the change
         } else {
             Change {
                 kind: ChangeKind::Deleted,
@@ -142,6 +149,16 @@ fn translate(tx: &Sender<Result<Change, Error>>, event: notify::Result<notify::E
         };
         let _ = tx.send(Ok(change));
     }
+}
+
+/// Whether a session file that moved away was swapped with its spare by a check-in (which
+/// reports the moving away of the live name too) rather than deleted or moved to a new id:
+/// then a file is still at its path.
+fn exchanged(path: &Path, event: &notify::Event) -> bool {
+    matches!(
+        event.kind,
+        EventKind::Modify(ModifyKind::Name(RenameMode::From))
+    ) && std::fs::symlink_metadata(path).is_ok()
 }
 
 fn session_id_of(path: &Path) -> Option<SessionId> {

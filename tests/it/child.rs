@@ -57,6 +57,8 @@ fn entry() {
         "reader" => reader(&commands),
         "big_writer" => big_writer(),
         "fsize_writer" => fsize_writer(&commands),
+        "nonce_writer" => nonce_writer(),
+        "no_exchange" => no_exchange(),
         other => panic!("unknown child role {other:?}"),
     }
 }
@@ -131,6 +133,9 @@ fn open_store(observe: bool) -> Store {
     }
     if let Some(bytes) = env_opt::<u64>("SD_MAX_SIZE") {
         builder = builder.max_session_size(bytes);
+    }
+    if let Some(on) = env_opt::<u8>("SD_REUSE_INODES") {
+        builder = builder.reuse_inodes(on != 0);
     }
     if observe {
         builder = builder.observer(Arc::new(Reporter));
@@ -350,6 +355,152 @@ fn big_writer() {
         session.check_in().expect("child: check in");
         report(&format!("WROTE {i}"));
     }
+}
+
+/// `nonce_writer` (spares): checks out the [`Blob`] session `SD_ID` again and again; reports
+/// `BASE <nonce>` of the version it read, `WRITING <nonce>` before checking in `SD_SIZE` bytes
+/// of a fresh nonce repeated ([`nonce_blob`]), and `WROTE <nonce>` once the check-in returned.
+fn nonce_writer() {
+    let store = open_store(false);
+    let id = env_id();
+    let size: usize = env_parse("SD_SIZE");
+    report("STARTED");
+    for i in 0u64.. {
+        let mut session = store.checkout::<Blob>(&id).expect("child: checkout");
+        let base = nonce_of(session.data()).expect("child: the checked-out version is uniform");
+        report(&format!("BASE {base:016x}"));
+        let nonce = u64::from(std::process::id()) << 32 | i;
+        *session.data_mut() = nonce_blob(nonce, size);
+        report(&format!("WRITING {nonce:016x}"));
+        session.check_in().expect("child: check in");
+        report(&format!("WROTE {nonce:016x}"));
+    }
+}
+
+/// `size` bytes of `nonce` (little-endian) repeated: a version that names itself, and whose
+/// every 8 bytes must agree if it is not torn.
+pub fn nonce_blob(nonce: u64, size: usize) -> Blob {
+    let mut bytes = nonce.to_le_bytes().repeat(size.div_ceil(8));
+    bytes.truncate(size);
+    Blob(bytes)
+}
+
+/// The nonce a [`nonce_blob`] repeats, or `None` if its 8-byte chunks disagree (torn).
+pub fn nonce_of(blob: &Blob) -> Option<u64> {
+    let mut chunks = blob.0.chunks_exact(8);
+    let first = u64::from_le_bytes(chunks.next()?.try_into().ok()?);
+    chunks.all(|c| c == first.to_le_bytes()).then_some(first)
+}
+
+/// `no_exchange` (spares): makes `renameat2(..., RENAME_EXCHANGE)` fail with `EINVAL` for this
+/// process, as on a file system without the exchange (seccomp; checked on two scratch files in
+/// `SD_SCRATCH`, reported as `FILTERED`), then checks the [`Blob`] session `SD_ID` in
+/// `SD_COUNT` times with nonces 1, 2, ... of `SD_SIZE` bytes. Around each check-in it holds
+/// the live file open and asserts the check-in never wrote into it (it was renamed over, not
+/// reused), that no spare file is left, and that the session reads back the new version;
+/// reports `CHECKED <n>` after each.
+fn no_exchange() {
+    refuse_rename_exchange();
+    let scratch = std::path::PathBuf::from(env("SD_SCRATCH"));
+    let (a, b) = (scratch.join("a"), scratch.join("b"));
+    std::fs::write(&a, b"a").expect("child: scratch file");
+    std::fs::write(&b, b"b").expect("child: scratch file");
+    let refused = rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &a,
+        rustix::fs::CWD,
+        &b,
+        rustix::fs::RenameFlags::EXCHANGE,
+    );
+    assert_eq!(
+        refused,
+        Err(rustix::io::Errno::INVAL),
+        "child: the filter is not in force"
+    );
+    report("FILTERED");
+
+    let store = open_store(false);
+    let id = env_id();
+    let size: usize = env_parse("SD_SIZE");
+    let live = store.session_path(&id);
+    let spare = live.with_file_name(format!(".{id}.spare"));
+    for n in 1..=env_parse::<u64>("SD_COUNT") {
+        let before = std::fs::read(&live).expect("child: read the live file");
+        let old = std::fs::File::open(&live).expect("child: open the live file");
+        let mut session = store.checkout::<Blob>(&id).expect("child: checkout");
+        *session.data_mut() = nonce_blob(n, size);
+        session.check_in().expect("child: check in");
+        let mut after = Vec::new();
+        (&old)
+            .read_to_end(&mut after)
+            .expect("child: read the old inode");
+        assert_eq!(
+            after, before,
+            "child: check-in {n} wrote into the old inode"
+        );
+        assert!(
+            std::fs::symlink_metadata(&spare).is_err(),
+            "child: check-in {n} left a spare file"
+        );
+        let loaded = store.load::<Blob>(&id).expect("child: load");
+        assert_eq!(
+            loaded.as_ref().and_then(nonce_of),
+            Some(n),
+            "child: check-in {n}"
+        );
+        report(&format!("CHECKED {n}"));
+    }
+}
+
+/// Installs a seccomp filter on every thread of this process: `renameat2` with
+/// `RENAME_EXCHANGE` in its flags returns `EINVAL`; every other call is allowed.
+fn refuse_rename_exchange() {
+    // struct seccomp_data: nr at 0, arch at 4, instruction pointer at 8, args at 16; the low
+    // 32 bits of args[4] (renameat2's flags) at 48 on a little-endian machine.
+    const NR: u32 = 0;
+    const FLAGS_LOW: u32 = 48;
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: u16::try_from(code).expect("BPF opcode"),
+        jt,
+        jf,
+        k,
+    };
+    let nr = u32::try_from(libc::SYS_renameat2).expect("syscall number");
+    let exchange = libc::RENAME_EXCHANGE;
+    let errno = u32::try_from(libc::EINVAL).expect("errno");
+    let mut program = [
+        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, NR),
+        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 3, nr),
+        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, FLAGS_LOW),
+        op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, exchange),
+        op(
+            libc::BPF_RET | libc::BPF_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | errno,
+        ),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(program.len()).expect("program length"),
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: plain prctl/seccomp calls; `fprog` points at `program`, which outlives them (the
+    // kernel copies the program).
+    let installed = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            && libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                libc::SECCOMP_FILTER_FLAG_TSYNC,
+                &raw const fprog,
+            ) == 0
+    };
+    assert!(
+        installed,
+        "child: cannot install the seccomp filter: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// `fsize_writer` (faults): checks out the [`Blob`] session `SD_ID`, fills it with `SD_SIZE`
@@ -626,6 +777,11 @@ impl Proc {
             pipes,
             status: None,
         }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the child reported so far, in order.

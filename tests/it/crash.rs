@@ -141,6 +141,8 @@ fn leave_orphan_temp_file(ts: &TestStore, id: &SessionId) -> Vec<PathBuf> {
     let mut env = child::envs(&ts.dir, id);
     env.push(("SD_SIZE", BIG.to_string()));
     env.push(("SD_MAX_SIZE", (BIG + 64).to_string()));
+    // Temporary files belong to the classic check-in (tests/it/spares.rs covers the other).
+    env.push(("SD_REUSE_INODES", "0".to_string()));
     for attempt in 0..ATTEMPTS {
         let mut writer = Proc::start("big_writer", &env);
         writer.wait_for("STARTED", REPORT_TIMEOUT);

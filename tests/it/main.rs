@@ -53,6 +53,8 @@ mod fuzz_regressions;
 // Hostile neighbours: planted symlinks (nothing outside the store created, read or changed),
 // owner-only modes under umask 0, shared directories refused, more hostile ids.
 mod hostile;
+// Check-ins through the spare file: no inode churn, readers safe across swaps and kills.
+mod spares;
 // Random operation sequences checked against an in-memory model.
 mod model;
 // Bugs found in review, each pinned by a test that failed before its fix.

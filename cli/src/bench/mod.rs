@@ -3,9 +3,11 @@
 //! W workers — processes by default (this binary re-run as `bench-worker`), or threads sharing
 //! one `Store` with `--threads` — share one session directory. Each op checks a session out,
 //! increments its counter, optionally busy-waits `--hold-us`, and checks it in. With
-//! `--baseline` the same workload also runs on the bare-syscall floor of this design (open the
-//! lock file, `flock`, read, write a temporary file, rename, unlock), in alternating rounds, so
-//! the store's cost is reported as a ratio measured side by side. Every run is verified: the
+//! `--baseline` the same workload also runs on two bare-syscall floors, in alternating rounds, so
+//! the store's cost is reported as ratios measured side by side: the card's design (open the
+//! lock file, `flock`, read, write a temporary file, rename, unlock) and the in-place write
+//! (open the data file, `flock`, read, `pwrite`, `ftruncate`, unlock: PHP's design, not
+//! crash-atomic, the physical floor of a locked read-modify-write). Every run is verified: the
 //! counters must add up to the ops done exactly, no session may be corrupt, and no temporary
 //! file may be left.
 
@@ -35,6 +37,7 @@ use workload::{Mode, Plan, WorkerResult};
 const IDS_FILE: &str = ".bench-ids";
 const REDIS_IDS_FILE: &str = ".bench-ids-redis";
 const FLOOR_DIR: &str = ".bench-floor";
+const IN_PLACE_DIR: &str = ".bench-floor-in-place";
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -74,7 +77,8 @@ pub struct BenchArgs {
     /// Workers are threads of this process sharing one store, instead of processes.
     #[arg(long)]
     threads: bool,
-    /// Also run the bare-syscall floor, alternating with the store, and print the ratio.
+    /// Also run the two bare-syscall floors (temporary file + rename; in-place write),
+    /// alternating with the store, and print the ratios.
     #[arg(long)]
     baseline: bool,
     /// Rounds per worker count (default: 3 with --baseline, else 1); medians are reported.
@@ -115,10 +119,12 @@ pub enum BackendChoice {
 pub enum System {
     /// The session directory store.
     Store = 0,
-    /// The bare-syscall floor.
+    /// The bare-syscall floor of the card's design: temporary file, rename over.
     Floor = 1,
     /// The Redis store.
     Redis = 2,
+    /// The bare-syscall in-place floor: `pwrite` into the locked data file (not crash-atomic).
+    InPlace = 3,
 }
 
 impl System {
@@ -127,6 +133,7 @@ impl System {
             System::Store => "sessiondir",
             System::Floor => "floor",
             System::Redis => "redis",
+            System::InPlace => "in-place",
         }
     }
 }
@@ -137,6 +144,8 @@ pub struct WorkerArgs {
     dir: PathBuf,
     #[arg(long)]
     floor: bool,
+    #[arg(long)]
+    in_place: bool,
     #[arg(long)]
     ops: u64,
     #[arg(long)]
@@ -172,9 +181,9 @@ struct Bench<'a> {
     other: Option<(PathBuf, Store)>,
     ids: Vec<SessionId>,
     redis: Option<RedisSide>,
-    /// Ops acknowledged so far in this invocation, per system (store, floor, redis): what the
-    /// counters must add up to, since they all started at 0.
-    acknowledged: std::cell::Cell<[u64; 3]>,
+    /// Ops acknowledged so far in this invocation, per system (store, floor, redis, in-place):
+    /// what the counters must add up to, since they all started at 0.
+    acknowledged: std::cell::Cell<[u64; 4]>,
 }
 
 pub fn run(a: &BenchArgs) -> Result<(), Failure> {
@@ -209,7 +218,7 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
         BackendChoice::Both => vec![System::Store, System::Redis],
     };
     if a.baseline {
-        systems.push(System::Floor);
+        systems.extend([System::Floor, System::InPlace]);
     }
     let rounds = a
         .rounds
@@ -283,6 +292,7 @@ impl<'a> Bench<'a> {
         std::fs::write(dir.join(IDS_FILE), list)?;
         if args.baseline {
             workload::prepare_floor(&dir.join(FLOOR_DIR), args.sessions, args.payload)?;
+            workload::prepare_floor(&dir.join(IN_PLACE_DIR), args.sessions, args.payload)?;
         }
         let redis = if args.backend == BackendChoice::Dir {
             None
@@ -323,7 +333,7 @@ impl<'a> Bench<'a> {
             other,
             ids,
             redis,
-            acknowledged: std::cell::Cell::new([0; 3]),
+            acknowledged: std::cell::Cell::new([0; 4]),
         })
     }
 
@@ -331,6 +341,7 @@ impl<'a> Bench<'a> {
     /// directory store's sessions stay, for inspection, in a `--dir` given by the user).
     fn cleanup(&self) -> Result<(), Failure> {
         let _ = std::fs::remove_dir_all(self.dir.join(FLOOR_DIR));
+        let _ = std::fs::remove_dir_all(self.dir.join(IN_PLACE_DIR));
         for file in [IDS_FILE, REDIS_IDS_FILE] {
             #[allow(clippy::disallowed_methods)] // the bench's own bookkeeping, not a session
             let _ = std::fs::remove_file(self.dir.join(file));
@@ -372,9 +383,14 @@ impl<'a> Bench<'a> {
                     }
                 }
             }
-            System::Floor => {
+            System::Floor | System::InPlace => {
+                let dir = self.dir.join(if system == System::Floor {
+                    FLOOR_DIR
+                } else {
+                    IN_PLACE_DIR
+                });
                 for n in 0..self.ids.len() {
-                    match workload::floor_counter(&self.dir.join(FLOOR_DIR), n) {
+                    match workload::floor_counter(&dir, n) {
                         Ok(c) => sum += c,
                         Err(_) => corrupt += 1,
                     }
@@ -453,6 +469,7 @@ impl<'a> Bench<'a> {
                     let plan = self.plan(w, round);
                     let (dir, store) = self.mount_of(w);
                     let (store, floor_dir) = (store.clone(), dir.join(FLOOR_DIR));
+                    let in_place_dir = dir.join(IN_PLACE_DIR);
                     let (ids, fsync) = (&self.ids, self.args.fsync == 1);
                     let redis = self.redis.as_ref();
                     scope.spawn(move || {
@@ -461,6 +478,9 @@ impl<'a> Bench<'a> {
                             (System::Store, _) => workload::run_store(&store, ids, &plan),
                             (System::Floor, _) => {
                                 workload::run_floor(&floor_dir, ids.len(), &plan, fsync)
+                            }
+                            (System::InPlace, _) => {
+                                workload::run_in_place(&in_place_dir, ids.len(), &plan, fsync)
                             }
                             (System::Redis, Some(r)) => {
                                 workload::run_store(&r.store, &r.ids, &plan)
@@ -505,6 +525,9 @@ impl<'a> Bench<'a> {
             match (system, &self.redis) {
                 (System::Floor, _) => {
                     cmd.arg("--floor");
+                }
+                (System::InPlace, _) => {
+                    cmd.arg("--in-place");
                 }
                 (System::Redis, Some(r)) => {
                     cmd.arg("--redis-url")

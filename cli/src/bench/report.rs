@@ -210,23 +210,47 @@ fn summary_json(s: &Summary) -> serde_json::Value {
     })
 }
 
-/// The systems of one step: the primary store (the first), the other store with
-/// `--backend both`, and the floor with `--baseline`.
-fn parts(step: &[Summary]) -> (&Summary, Option<&Summary>, Option<&Summary>) {
-    let stores: Vec<&Summary> = step.iter().filter(|s| s.system != System::Floor).collect();
-    let floor = step.iter().find(|s| s.system == System::Floor);
-    (stores[0], stores.get(1).copied(), floor)
+/// The systems of one step.
+struct Parts<'a> {
+    /// The primary store (the first).
+    store: &'a Summary,
+    /// The other store, with `--backend both`.
+    other: Option<&'a Summary>,
+    /// The two floors, with `--baseline`.
+    floor: Option<&'a Summary>,
+    in_place: Option<&'a Summary>,
+}
+
+fn parts(step: &[Summary]) -> Parts<'_> {
+    let is_floor = |s: &&Summary| matches!(s.system, System::Floor | System::InPlace);
+    let stores: Vec<&Summary> = step.iter().filter(|s| !is_floor(s)).collect();
+    let find = |system| step.iter().find(|s| s.system == system);
+    Parts {
+        store: stores[0],
+        other: stores.get(1).copied(),
+        floor: find(System::Floor),
+        in_place: find(System::InPlace),
+    }
+}
+
+fn ratio(a: &Summary, b: &Summary) -> f64 {
+    a.ops_per_s / b.ops_per_s.max(1e-9)
 }
 
 /// One JSON line: the primary store's figures, plus the other store's (`redis`) and the
-/// floor's (`baseline`) with their ratios.
+/// floors' (`baseline`: temporary file + rename; `in_place`) with their ratios.
 pub fn json_line(
     out: &mut impl Write,
     a: &BenchArgs,
     rounds: usize,
     step: &[Summary],
 ) -> std::io::Result<()> {
-    let (store, other, floor) = parts(step);
+    let Parts {
+        store,
+        other,
+        floor,
+        in_place,
+    } = parts(step);
     let mut v = summary_json(store);
     v["ops"] = json!(a.ops);
     v["sessions"] = json!(a.sessions);
@@ -238,11 +262,15 @@ pub fn json_line(
     v["rounds"] = json!(rounds);
     if let Some(f) = floor {
         v["baseline"] = summary_json(f);
-        v["ratio"] = json!(store.ops_per_s / f.ops_per_s.max(1e-9));
+        v["ratio"] = json!(ratio(store, f));
+    }
+    if let Some(f) = in_place {
+        v["in_place"] = summary_json(f);
+        v["in_place_ratio"] = json!(ratio(store, f));
     }
     if let Some(o) = other {
         v[o.system.name()] = summary_json(o);
-        v[format!("{}_ratio", o.system.name())] = json!(o.ops_per_s / store.ops_per_s.max(1e-9));
+        v[format!("{}_ratio", o.system.name())] = json!(ratio(o, store));
     }
     super::super::output::json_line(out, &v)
 }
@@ -254,7 +282,12 @@ pub fn human(
     rounds: usize,
     step: &[Summary],
 ) -> std::io::Result<()> {
-    let (store, other, floor) = parts(step);
+    let Parts {
+        store,
+        other,
+        floor,
+        in_place,
+    } = parts(step);
     let session_desc = match a.mode {
         super::Mode::Hot => "hot: all on one session".to_string(),
         m => format!(
@@ -291,17 +324,25 @@ pub fn human(
             s.op.max
         )?;
     }
-    if let Some(f) = floor {
+    for f in [floor, in_place].into_iter().flatten() {
         for s in std::iter::once(store).chain(other) {
+            let (name, detail) = if f.system == System::Floor {
+                let waits = format!(
+                    "wait p99 {} us vs {} us, max {} us vs {} us",
+                    s.wait.p99, f.wait.p99, s.wait.max, f.wait.max
+                );
+                ("floor", waits)
+            } else {
+                (
+                    "in-place floor",
+                    "not crash-atomic: the physical floor".to_owned(),
+                )
+            };
             writeln!(
                 out,
-                "  throughput ratio {} / floor: {:.2}   (wait p99 {} us vs {} us, max {} us vs {} us)",
+                "  throughput ratio {} / {name}: {:.2}   ({detail})",
                 s.system.name(),
-                s.ops_per_s / f.ops_per_s.max(1e-9),
-                s.wait.p99,
-                f.wait.p99,
-                s.wait.max,
-                f.wait.max
+                ratio(s, f),
             )?;
         }
     }
@@ -311,7 +352,7 @@ pub fn human(
             "  throughput ratio {} / {}: {:.2}",
             o.system.name(),
             store.system.name(),
-            o.ops_per_s / store.ops_per_s.max(1e-9)
+            ratio(o, store)
         )?;
     }
     for s in std::iter::once(store).chain(other) {
@@ -369,8 +410,8 @@ pub fn plot(path: &Path, steps: &[Vec<Summary>]) -> Result<(), String> {
     root.present().map_err(|e| e.to_string())
 }
 
-/// One line chart of `metric` against workers: sessiondir in blue, Redis in green, the floor
-/// in red.
+/// One line chart of `metric` against workers: sessiondir in blue, Redis in green, the
+/// rename floor in red, the in-place floor in magenta.
 fn chart<DB: plotters::prelude::DrawingBackend>(
     area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
@@ -396,6 +437,7 @@ fn chart<DB: plotters::prelude::DrawingBackend>(
         (System::Store, BLUE),
         (System::Redis, GREEN),
         (System::Floor, RED),
+        (System::InPlace, MAGENTA),
     ] {
         let points: Vec<(f64, f64)> = steps
             .iter()

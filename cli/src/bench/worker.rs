@@ -10,7 +10,7 @@ use sessiondir::redis::RedisStore;
 use sessiondir::{SessionId, Store};
 
 use super::workload::{self, Plan, WorkerResult};
-use super::{FLOOR_DIR, Failure, IDS_FILE, REDIS_IDS_FILE, WorkerArgs, durability};
+use super::{FLOOR_DIR, Failure, IDS_FILE, IN_PLACE_DIR, REDIS_IDS_FILE, WorkerArgs, durability};
 
 /// A worker process: killed and reaped if dropped before it finished.
 pub(super) struct WorkerProcess {
@@ -111,6 +111,9 @@ pub fn worker(a: &WorkerArgs) -> Result<(), Failure> {
     let result = match &redis {
         _ if a.floor => {
             workload::run_floor(&a.dir.join(FLOOR_DIR), a.sessions, &plan, a.fsync == 1)
+        }
+        _ if a.in_place => {
+            workload::run_in_place(&a.dir.join(IN_PLACE_DIR), a.sessions, &plan, a.fsync == 1)
         }
         Some((store, ids)) => workload::run_store(store, ids, &plan),
         None => workload::run_store(&store, &ids, &plan),

@@ -1,4 +1,5 @@
-//! One benchmark worker's loop, for the store and for the bare-syscall floor.
+//! One benchmark worker's loop, for the store and for the two bare-syscall floors: the
+//! card's design (a temporary file renamed over) and the in-place write (PHP's design).
 //!
 //! Each op: pick a session (hot / spread / zipf), check it out, read the counter, add one,
 //! optionally busy-wait `hold_us` (simulated request work), check it in. The worker records
@@ -220,6 +221,16 @@ pub fn floor_counter(dir: &Path, n: usize) -> std::io::Result<u64> {
     Ok(u64::from_le_bytes(head))
 }
 
+/// Adds one to a floor session's counter, its first 8 bytes.
+fn bump_counter(content: &mut [u8]) -> std::io::Result<()> {
+    let head: &mut [u8; 8] = content
+        .get_mut(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| std::io::Error::other("short floor session"))?;
+    *head = (u64::from_le_bytes(*head) + 1).to_le_bytes();
+    Ok(())
+}
+
 /// Runs the bare-syscall floor: open the lock file, `flock`, read, write a temporary file,
 /// rename it over, unlock, close. Nothing else.
 // The floor is deliberately bare: it calls the OS lock and rename directly.
@@ -238,13 +249,7 @@ pub fn run_floor(dir: &Path, sessions: usize, plan: &Plan, fsync: bool) -> Worke
             lock.lock()?;
             let waited = start.elapsed();
             let mut content = std::fs::read(&data_path)?;
-            let counter = u64::from_le_bytes(
-                content
-                    .get(..8)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| std::io::Error::other("short floor session"))?,
-            );
-            content[..8].copy_from_slice(&(counter + 1).to_le_bytes());
+            bump_counter(&mut content)?;
             busy_wait(plan.hold);
             let mut temp = File::create(&temp_path)?;
             temp.write_all(&content)?;
@@ -257,6 +262,46 @@ pub fn run_floor(dir: &Path, sessions: usize, plan: &Plan, fsync: bool) -> Worke
                 File::open(data_path.parent().unwrap_or(Path::new(".")))?.sync_all()?;
             }
             lock.unlock()?;
+            Ok(waited)
+        };
+        match op() {
+            Ok(waited) => rec.record(waited, start.elapsed()),
+            Err(e) => rec.error(e),
+        }
+    }
+    rec.finish()
+}
+
+/// Runs the in-place floor, PHP `files` handler's design: open the data file, `flock` it,
+/// read, `pwrite` the new content at offset 0, `ftruncate`, unlock, close. Nothing else. Not
+/// crash-atomic (a crash mid-write leaves a torn file, a lock-free reader can see a half-written
+/// one): it is the physical floor of one locked read-modify-write per op, not a design to copy.
+// The floor is deliberately bare: it calls the OS lock directly.
+#[allow(clippy::disallowed_methods)]
+pub fn run_in_place(dir: &Path, sessions: usize, plan: &Plan, fsync: bool) -> WorkerResult {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let mut picker = Picker::new(plan.mode, sessions, plan.seed);
+    let mut rec = Recorder::new();
+    let mut content = Vec::new();
+    for _ in 0..plan.ops {
+        let n = picker.next();
+        let (_, data_path) = floor_paths(dir, n);
+        let start = Instant::now();
+        let mut op = || -> std::io::Result<Duration> {
+            let mut file = OpenOptions::new().read(true).write(true).open(&data_path)?;
+            file.lock()?;
+            let waited = start.elapsed();
+            content.clear();
+            file.read_to_end(&mut content)?;
+            bump_counter(&mut content)?;
+            busy_wait(plan.hold);
+            file.write_all_at(&content, 0)?;
+            file.set_len(content.len() as u64)?;
+            if fsync {
+                file.sync_data()?;
+            }
+            file.unlock()?;
             Ok(waited)
         };
         match op() {

@@ -269,7 +269,16 @@ fn contract_baseline_rounds() {
         .as_f64()
         .unwrap_or_else(|| panic!("no ratio in {v}"));
     assert!(ratio > 0.0 && ratio.is_finite(), "{v}");
-    // The floor's files and the bench's bookkeeping are cleaned up.
+    // The second floor, the in-place write, ran the same ops and counted them all.
+    let in_place = v
+        .get("in_place")
+        .unwrap_or_else(|| panic!("no in_place in {v}"));
+    assert_verified(in_place, "in-place", 200);
+    let ratio = v["in_place_ratio"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no in_place_ratio in {v}"));
+    assert!(ratio > 0.0 && ratio.is_finite(), "{v}");
+    // The floors' files and the bench's bookkeeping are cleaned up.
     assert_eq!(b.extras(), Vec::<String>::new());
     assert_eq!(b.counters().iter().sum::<i64>(), 200);
 }

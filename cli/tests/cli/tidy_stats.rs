@@ -76,7 +76,7 @@ fn tidy_removes_stale_temp_files_and_orphan_locks_with_exact_counts() {
     out.ok();
     assert_eq!(
         out.stdout,
-        "removed 0 temporary files (0 bytes) and 0 orphaned lock files; skipped 0 in use\n"
+        "removed 0 temporary files (0 bytes), 0 orphaned lock files and 0 orphaned spare files; skipped 0 in use\n"
     );
     // The orphaned lock's id can be neither shown nor deleted.
     env.run("show", &[orphan.as_str()]).expect_code(1);
@@ -97,7 +97,7 @@ fn tidy_text_report_counts() {
     out.ok();
     assert_eq!(
         out.stdout,
-        "removed 3 temporary files (35 bytes) and 2 orphaned lock files; skipped 0 in use\n"
+        "removed 3 temporary files (35 bytes), 2 orphaned lock files and 0 orphaned spare files; skipped 0 in use\n"
     );
     assert_eq!(env.run("ls", &["--json"]).ok().json().len(), 2);
 }

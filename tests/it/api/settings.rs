@@ -39,9 +39,16 @@ fn directories_are_0700_and_files_0600() {
             assert_eq!(mode, 0o600, "{}", entry.path().display());
         }
     }
-    // sessions/, locks/, 4 shards each; marker + 3 sessions + 3 lock files.
+    // sessions/, locks/, 4 shards each; marker + 3 sessions + 3 lock files + the spares of
+    // the two sessions written since their creation (the checked-in and the touched one).
     assert_eq!(dirs, 2 + 8);
-    assert_eq!(files, 1 + 3 + 3);
+    assert_eq!(files, 1 + 3 + 3 + 2);
+    for written in [id, touched] {
+        let spare = store
+            .session_path(&written)
+            .with_file_name(format!(".{written}.spare"));
+        assert_eq!(mode_of(&spare), 0o600, "{}", spare.display());
+    }
     for id in [id, touched, cycled] {
         assert_eq!(mode_of(&store.session_path(&id)), 0o600);
         assert_eq!(mode_of(&lock_path_of(store, &id)), 0o600);

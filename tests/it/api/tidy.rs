@@ -48,6 +48,7 @@ fn tidy_removes_orphan_locks_and_dead_writers_temp_files_only() {
         TidyReport {
             temp_files_removed: 2,
             orphan_locks_removed: 1,
+            orphan_spares_removed: 0,
             skipped_busy: 1,
             bytes_freed: 150,
             failed: 0,
@@ -72,6 +73,7 @@ fn tidy_removes_orphan_locks_and_dead_writers_temp_files_only() {
         TidyReport {
             temp_files_removed: 1,
             orphan_locks_removed: 0,
+            orphan_spares_removed: 0,
             skipped_busy: 0,
             bytes_freed: 30,
             failed: 0,
@@ -106,6 +108,7 @@ fn close_returns_the_tidy_report() {
         TidyReport {
             temp_files_removed: 1,
             orphan_locks_removed: 1,
+            orphan_spares_removed: 0,
             skipped_busy: 0,
             bytes_freed: 77,
             failed: 0,

@@ -202,39 +202,22 @@ fn session_file_fault_under_a_holder(fault: FileFault) {
     // The holder's check-in.
     let result = bounded("the holder's check-in", move || holder.check_in());
     if fault == Directory {
-        // rename(2) cannot put a file over a directory: a typed error naming the session path,
-        // the guard back, still holding the lock, the directory untouched.
-        let failed = result.expect_err("check-in over a directory");
-        let p = io_error(
-            "check-in over a directory",
-            failed.error(),
-            "rename temporary file onto",
-            ErrorKind::IsADirectory,
-        );
-        assert_eq!(p, path);
-        names("check-in over a directory", &failed, &path);
-        let holder = failed.into_checkout();
-        assert_eq!(holder.data().get_i64("n"), Some(2));
-        let busy = err("try_checkout", other.try_checkout::<Dict>(&id));
-        assert!(matches!(busy, Error::Busy { .. }), "{busy:?}");
-        assert_eq!(crate::common::entry_state(&path), damaged);
-        assert_eq!(fs::read(path.join("inside")).expect("read inside"), b"x");
-        holder.release();
-        // Released: the next check-out gets the damage, not a lock timeout. (A waiting check-out,
-        // not try_checkout: the helper thread of the other handle's timed-out delete/touch is
-        // still queued in flock and takes and drops the lock for an instant after the release,
-        // design §9, so a try_checkout right then may see Busy.)
-        let s = other.clone();
-        let e = err(
-            "checkout after release",
-            bounded("checkout", move || s.checkout::<Dict>(&id).map(drop)),
-        );
-        is_damage(
-            "checkout after release",
-            &e,
-            &Damage::Corrupt(Corruption::NotAFile),
-            &path,
-        );
+        // The check-in swaps its complete new version in by RENAME_EXCHANGE, which moves the
+        // directory aside to the session's spare name, contents intact (rename(2) of the
+        // classic check-in refuses a file over a directory instead: tests below with
+        // reuse_inodes(false)). The session works on; the directory is never written into
+        // and never read as the session.
+        result.expect("the check-in swaps a good version in");
+        let spare = path.with_file_name(format!(".{id}.spare"));
+        assert!(fs::symlink_metadata(&spare).expect("spare").is_dir());
+        assert_eq!(fs::read(spare.join("inside")).expect("read inside"), b"x");
+        assert_eq!(n_of(&other, &id), Some(2));
+        let mut co = other.checkout::<Dict>(&id).expect("checkout after");
+        co.data_mut().increment("n", 1).expect("n");
+        co.check_in()
+            .expect("check in after (the classic way: the spare is a directory)");
+        assert_eq!(n_of(&ts.store, &id), Some(3));
+        assert_eq!(fs::read(spare.join("inside")).expect("read inside"), b"x");
     } else {
         // The holder owns the session: its check-in puts a complete new version in place of
         // whatever was at the path (renaming over a symlink replaces the link, never its
@@ -297,4 +280,49 @@ fn session_file_replaced_by_a_symlink_under_a_holder() {
 #[test]
 fn session_file_replaced_by_a_fifo_under_a_holder() {
     session_file_fault_under_a_holder(FileFault::Fifo);
+}
+
+/// The classic check-in (a new temporary file renamed into place) cannot put a file over a
+/// directory: a typed error naming the session path, the guard back with its data and its
+/// lock, the directory untouched; once released, a check-out reports the damage.
+#[test]
+fn classic_check_in_over_a_directory_fails_typed_and_leaves_the_directory() {
+    let ts = TestStore::with(|b| b.reuse_inodes(false));
+    let id = ts.store.create(&counter(1)).expect("create");
+    let path = ts.store.session_path(&id);
+    let mut holder = ts.store.checkout::<Dict>(&id).expect("checkout");
+    holder.data_mut().insert("n", 2i64);
+    unlink(&path);
+    fs::create_dir(&path).expect("create directory");
+    fs::write(path.join("inside"), b"x").expect("file in directory");
+    let damaged = crate::common::entry_state(&path);
+
+    let failed = bounded("check-in over a directory", move || holder.check_in())
+        .expect_err("check-in over a directory");
+    let p = io_error(
+        "check-in over a directory",
+        failed.error(),
+        "rename temporary file onto",
+        ErrorKind::IsADirectory,
+    );
+    assert_eq!(p, path);
+    names("check-in over a directory", &failed, &path);
+    let holder = failed.into_checkout();
+    assert_eq!(holder.data().get_i64("n"), Some(2));
+    let busy = err("try_checkout", ts.store.try_checkout::<Dict>(&id));
+    assert!(matches!(busy, Error::Busy { .. }), "{busy:?}");
+    assert_eq!(crate::common::entry_state(&path), damaged);
+    assert_eq!(fs::read(path.join("inside")).expect("read inside"), b"x");
+    holder.release();
+    let e = err(
+        "checkout after release",
+        ts.store.checkout::<Dict>(&id).map(drop),
+    );
+    is_damage(
+        "checkout after release",
+        &e,
+        &Damage::Corrupt(Corruption::NotAFile),
+        &path,
+    );
+    assert_eq!(temp_files(&ts.dir), Vec::<PathBuf>::new());
 }

@@ -16,7 +16,13 @@ fn disk_full_check_in_fails_typed_keeps_the_previous_version_and_succeeds_after_
         return;
     };
     let dir = fs.path().join("store");
-    let store = Store::builder(&dir).fan_out(1).open().expect("open store");
+    // The classic check-in's faults (a new temporary file per check-in); the spare's are in
+    // tests/it/spares.rs.
+    let store = Store::builder(&dir)
+        .fan_out(1)
+        .reuse_inodes(false)
+        .open()
+        .expect("open store");
     let id = store.create(&version(1, OLD_LEN)).expect("create victim");
     let neighbour = store
         .create(&neighbour_blob(NEIGHBOUR_LEN))
@@ -126,7 +132,13 @@ fn no_free_inodes_check_in_and_create_fail_typed_and_work_again_once_inodes_are_
         return;
     };
     let dir = fs.path().join("store");
-    let store = Store::builder(&dir).fan_out(1).open().expect("open store");
+    // The classic check-in's faults (a new temporary file per check-in); the spare's are in
+    // tests/it/spares.rs.
+    let store = Store::builder(&dir)
+        .fan_out(1)
+        .reuse_inodes(false)
+        .open()
+        .expect("open store");
     let id = store.create(&counter(1)).expect("create victim");
     let neighbour = store.create(&counter(7)).expect("create neighbour");
     let path = store.session_path(&id);
@@ -196,7 +208,7 @@ fn no_free_inodes_check_in_and_create_fail_typed_and_work_again_once_inodes_are_
 #[test]
 fn file_size_limit_fails_a_check_in_part_way_in_another_process_and_a_retry_succeeds() {
     const LIMIT: u64 = 4096;
-    let ts = TestStore::new();
+    let ts = TestStore::with(|b| b.reuse_inodes(false));
     let store = &ts.store;
     let id = store.create(&version(1, OLD_LEN)).expect("create victim");
     let neighbour = store
@@ -210,6 +222,7 @@ fn file_size_limit_fails_a_check_in_part_way_in_another_process_and_a_retry_succ
     let mut env = child::envs(&ts.dir, &id);
     env.push(("SD_SIZE", NEW_LEN.to_string()));
     env.push(("SD_FSIZE", LIMIT.to_string()));
+    env.push(("SD_REUSE_INODES", "0".to_string()));
     let mut writer = Proc::start("fsize_writer", &env);
     let reader = Reader::start(store, id, VERSIONS);
 
