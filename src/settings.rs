@@ -9,15 +9,16 @@ use crate::observer::Observer;
 
 /// How hard a write (check-in, create, touch, cycle, delete) works to survive a power loss.
 ///
-/// Every level renames a complete temporary file over the session file, so a *process* crash
-/// (even SIGKILL) never leaves a torn session at any level. The levels differ only in what
-/// survives an operating-system crash or power loss:
+/// Every level replaces a session file atomically (a check-in swaps in the session's spare,
+/// filled beforehand, or renames a complete temporary file over it: design.md §3.6, §4.1), so a
+/// *process* crash (even SIGKILL) never leaves a torn session at any level. The levels differ
+/// only in what survives an operating-system crash or power loss:
 ///
 /// | level | syscalls added to a write | after power loss |
 /// |---|---|---|
-/// | `None` | none | the session may be the previous version, or (rarely, on file systems that do not order data before rename) empty, which loads as [`Error::Corrupt`](crate::Error::Corrupt) |
-/// | `FileData` | `fdatasync(temp)` before `rename` | the session is the previous or the new version, never empty; a just-deleted session may come back |
-/// | `FileAndDirectory` | `fdatasync(temp)` before `rename`, then `open(dir)`, `fsync(dir)`, `close(dir)` after `rename`/`unlink` | the write or deletion is durable once the call returns |
+/// | `None` | none | the session may be an earlier version, the one being written, or damaged (an empty file after a rename, on file systems that do not order data before rename; a half-overwritten spare whose lost swap made it live again), which loads as [`Error::Corrupt`](crate::Error::Corrupt): never wrong data without an error |
+/// | `FileData` | `fdatasync(temp)` before `rename` (this level always renames: a swap would leave the overwritten spare undurably named) | the session is the previous or the new version, never empty; a just-deleted session may come back |
+/// | `FileAndDirectory` | `fdatasync` of the spare or temporary file before the swap or `rename`, then `open(dir)`, `fsync(dir)`, `close(dir)` after every swap, `rename` and `unlink` | the write or deletion is durable once the call returns |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Durability {
     /// No syncing: what PHP's and Django's file stores do. The fastest.
@@ -25,7 +26,8 @@ pub enum Durability {
     None,
     /// `fdatasync` the temporary file before renaming it into place.
     FileData,
-    /// `FileData`, and `fsync` the shard directory after every rename or unlink.
+    /// `fdatasync` the new version before it is swapped or renamed into place, and `fsync` the
+    /// shard directory after every swap, rename or unlink.
     FileAndDirectory,
 }
 

@@ -10,8 +10,8 @@
 //! 1. open the path;
 //! 2. pin the file shared, without waiting (`crate::fs::pin`); a writer holding it means it is
 //!    a spare being overwritten: go back to 1;
-//! 3. read and verify it;
-//! 4. check that the inode read is the one at the path now (`fstat` against `lstat`): if not,
+//! 3. `fstat` it (its inode, and its size: one `read` then gets it all), read and verify it;
+//! 4. check that the inode read is the one at the path now (`lstat`): if not,
 //!    what was read is a spare (an older version, or one whose writer died before its swap):
 //!    go back to 1; if nothing is at the path, the session is gone.
 //!
@@ -71,26 +71,29 @@ enum Standing {
 }
 
 /// A committed read (module docs): `open` opens the path, `at_path` stats what the path names
-/// now, `read` reads the open file. `Ok(None)`: nothing at the path.
+/// now, `read` reads the open file, given its size when known (it is under a pin: the `fstat`
+/// that identifies the inode comes before the read and spares it the read that finds the end
+/// of the file). `Ok(None)`: nothing at the path.
 fn read_committed<R>(
     reads: Reads,
     path: &Path,
     open: impl Fn() -> Result<Option<File>, Error>,
     at_path: impl Fn() -> std::io::Result<(u64, u64)>,
-    read: impl Fn(&File) -> Result<R, Error>,
+    read: impl Fn(&File, Option<u64>) -> Result<R, Error>,
 ) -> Result<Option<R>, Error> {
     for _ in 0..MAX_LOOKS {
         let Some(file) = open()? else {
             return Ok(None);
         };
         if reads == Reads::Plain {
-            return read(&file).map(Some);
+            return read(&file, None).map(Some);
         }
         if !crate::fs::pin::try_shared(&file, path)? {
             continue; // a writer is filling it: a spare now
         }
-        let result = read(&file);
+        // Pinned: neither content nor size changes until the pin is dropped.
         let ours = file.metadata().map_err(|e| Error::io("inspect", path, e))?;
+        let result = read(&file, Some(ours.len()));
         let standing = match at_path() {
             Ok((dev, ino)) if (dev, ino) == (ours.dev(), ours.ino()) => Standing::Live,
             Ok(_) => Standing::Replaced,
@@ -127,7 +130,9 @@ pub(crate) fn read_frame(
     max_payload: u64,
     reads: Reads,
 ) -> Result<Option<Frame>, Error> {
-    read_at_path(path, reads, |file| read_frame_from(file, path, max_payload))
+    read_at_path(path, reads, |file, size| {
+        read_frame_from(file, path, max_payload, size)
+    })
 }
 
 /// A committed read of `path` (module docs) with `read`, retrying a stale (NFS) handle: on
@@ -135,7 +140,7 @@ pub(crate) fn read_frame(
 fn read_at_path<R>(
     path: &Path,
     reads: Reads,
-    read: impl Fn(&File) -> Result<R, Error>,
+    read: impl Fn(&File, Option<u64>) -> Result<R, Error>,
 ) -> Result<Option<R>, Error> {
     crate::fs::netfs::retry_stale(|| {
         read_committed(
@@ -162,12 +167,29 @@ fn read_held<R>(path: &Path, read: impl Fn(&File) -> Result<R, Error>) -> Result
 /// Reads and verifies a whole session file under its lock (no writer can be at work on it).
 /// `Ok(None)`: the file does not exist.
 pub(crate) fn read_frame_held(path: &Path, max_payload: u64) -> Result<Option<Frame>, Error> {
-    read_held(path, |file| read_frame_from(file, path, max_payload))
+    read_held(path, |file| read_frame_from(file, path, max_payload, None))
 }
 
-pub(crate) fn read_frame_from(file: &File, path: &Path, max_payload: u64) -> Result<Frame, Error> {
+/// Reads and verifies a whole session file from an open file. `size`: the file's length, if
+/// known and fixed (pinned); a file that fits the first buffer is then read with one `read` of
+/// exactly its size.
+pub(crate) fn read_frame_from(
+    file: &File,
+    path: &Path,
+    max_payload: u64,
+    size: Option<u64>,
+) -> Result<Frame, Error> {
+    const FIRST: usize = HEADER_LEN + 4096;
+    if let Some(len) = size.and_then(|n| usize::try_from(n).ok())
+        && len <= FIRST
+    {
+        let mut bytes = vec![0u8; len];
+        let filled = read_full(file, path, &mut bytes)?;
+        bytes.truncate(filled);
+        return parse(file, path, bytes, max_payload);
+    }
     // One read covers small sessions (plus one more to see the end of the file).
-    let mut bytes = vec![0u8; HEADER_LEN + 4096];
+    let mut bytes = vec![0u8; FIRST];
     let mut filled = read_full(file, path, &mut bytes)?;
     if filled == bytes.len() {
         // Larger than the first buffer: size it from the header, exactly, plus one byte to
@@ -182,6 +204,10 @@ pub(crate) fn read_frame_from(file: &File, path: &Path, max_payload: u64) -> Res
         }
     }
     bytes.truncate(filled);
+    parse(file, path, bytes, max_payload)
+}
+
+fn parse(file: &File, path: &Path, bytes: Vec<u8>, max_payload: u64) -> Result<Frame, Error> {
     parse_frame(path, bytes, max_payload).map_err(|e| match e {
         Error::Corrupt { .. } => not_a_file_or(file, path, e),
         e => e,
@@ -208,7 +234,7 @@ fn read_full(mut file: &File, path: &Path, buf: &mut [u8]) -> Result<usize, Erro
 /// Reads and verifies only the header, lock-free: a committed read (module docs).
 /// `Ok(None)`: the file does not exist.
 pub(crate) fn read_header(path: &Path, reads: Reads) -> Result<Option<Header>, Error> {
-    read_at_path(path, reads, |file| read_header_from(file, path))
+    read_at_path(path, reads, |file, _| read_header_from(file, path))
 }
 
 /// Reads and verifies only the header under the session's lock. `Ok(None)`: no file.
@@ -241,7 +267,7 @@ pub(crate) fn read_header_in(
                     .map(|st| (st.st_dev, st.st_ino))
                     .map_err(std::io::Error::from)
             },
-            |file| read_header_from(file, path),
+            |file, _| read_header_from(file, path),
         )
     });
     *noatime = flag.get();
@@ -290,7 +316,7 @@ pub fn read_session_file(
     };
     let snapshot = |path: &Path| -> Result<Snapshot<Dict>, Error> {
         rewind(file, path)?;
-        let frame = read_frame_from(file, path, max_payload)?;
+        let frame = read_frame_from(file, path, max_payload, None)?;
         Ok(Snapshot {
             data: frame.decode(path)?,
             info: SessionInfo::from_header(placeholder, &frame.header),
@@ -325,7 +351,7 @@ mod tests {
             path,
             open,
             || identity(path),
-            |file| read_frame_from(file, path, 1 << 20),
+            |file, size| read_frame_from(file, path, 1 << 20, size),
         )
         .unwrap()
         .map(|frame| frame.decode::<u64>(path).unwrap())

@@ -86,7 +86,8 @@ impl Store {
                 progress(&report);
             }
             let now = format::now_ms();
-            match walk.header(&id) {
+            // A hint: judged again from a fresh header under the lock below.
+            match walk.header_hint(&id) {
                 Ok(Some(h)) if policy.condemns(&h, now) => {}
                 Ok(_) => continue,
                 Err(_) => {

@@ -1,6 +1,6 @@
 //! Tidying: removing what crashed writers left behind, never what a live writer is using.
 //!
-//! Two kinds of leftovers exist:
+//! Three kinds of leftovers exist:
 //!
 //! * **Temporary files** `.<id>.<r>.tmp`: a writer was killed between creating its temporary
 //!   file and renaming it. Every temporary file for `<id>` is written by a holder of `<id>`'s
@@ -11,9 +11,8 @@
 //!   between unlinking the session file and the lock file. Tidy takes the lock, checks again
 //!   that there is no session file and that the lock file is still linked, and removes it.
 //!   (A create in progress holds its lock, so it is skipped.)
-//!
-//! * **Orphaned spare files** `.<id>.spare`: a delete was killed between unlinking the session
-//!   file and its spare. A spare whose session file exists is part of the session (its next
+//! * **Orphaned spare files** `.<id>.spare`: a `cycle_id` was killed between moving the
+//!   session file and moving its spare, or a delete could not unlink the spare. A spare whose session file exists is part of the session (its next
 //!   check-in overwrites it) and is never touched; one without is removed under `<id>`'s lock,
 //!   after checking again that the session file is still missing.
 //!

@@ -19,7 +19,7 @@ use rustix::io::Errno;
 use super::handle::Store;
 use super::layout::Layout;
 use crate::error::Error;
-use crate::format::{self, Header};
+use crate::format::{self, Header, Reads};
 use crate::fs::netfs;
 use crate::id::SessionId;
 use crate::info::SessionInfo;
@@ -164,10 +164,28 @@ impl Walk {
     }
 
     /// The header of `id`, the id [`next_id`](Self::next_id) returned last, read relative to
-    /// its shard directory. `Ok(None)`: the session is gone.
+    /// its shard directory: a committed read (`crate::format::read`). `Ok(None)`: the session
+    /// is gone.
     pub(crate) fn header(&mut self, id: &SessionId) -> Result<Option<Header>, Error> {
-        let path = self.layout.data_path(id);
         let reads = self.layout.reads();
+        self.header_with(id, reads)
+    }
+
+    /// The header of `id` as a hint, for gc, which judges every candidate again under its lock
+    /// before removing anything: a plain read (3 calls instead of the committed read's 6). A
+    /// read that races a check-in's swap may see an older version's header, or one whose writer
+    /// died before its swap: that can only make gc lock a session it then keeps, or leave an
+    /// expired one to the next pass. A header that does not verify (a spare being overwritten)
+    /// is read again, committed, before it counts as damaged.
+    pub(crate) fn header_hint(&mut self, id: &SessionId) -> Result<Option<Header>, Error> {
+        match self.header_with(id, Reads::Plain) {
+            Err(_) => self.header(id),
+            read => read,
+        }
+    }
+
+    fn header_with(&mut self, id: &SessionId, reads: Reads) -> Result<Option<Header>, Error> {
+        let path = self.layout.data_path(id);
         match &self.shard {
             Some(shard) if shard.index == self.layout.shard_of(id) => {
                 let dir = shard

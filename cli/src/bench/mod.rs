@@ -77,6 +77,10 @@ pub struct BenchArgs {
     /// Workers are threads of this process sharing one store, instead of processes.
     #[arg(long)]
     threads: bool,
+    /// Check in by renaming a new file each time (`StoreBuilder::reuse_inodes(false)`) instead
+    /// of swapping the session's spare in: to see what the swap saves on this disk.
+    #[arg(long)]
+    rename_check_ins: bool,
     /// Also run the two bare-syscall floors (temporary file + rename; in-place write),
     /// alternating with the store, and print the ratios.
     #[arg(long)]
@@ -146,6 +150,8 @@ pub struct WorkerArgs {
     floor: bool,
     #[arg(long)]
     in_place: bool,
+    #[arg(long)]
+    rename_check_ins: bool,
     #[arg(long)]
     ops: u64,
     #[arg(long)]
@@ -280,6 +286,7 @@ impl<'a> Bench<'a> {
     fn prepare(args: &'a BenchArgs, dir: PathBuf) -> Result<Self, Failure> {
         let store = Store::builder(&dir)
             .durability(durability(args.fsync))
+            .reuse_inodes(!args.rename_check_ins)
             .allow_network_fs(args.allow_network_fs)
             .open()?;
         let mut data = Dict::new();
@@ -320,6 +327,7 @@ impl<'a> Bench<'a> {
                 let store = Store::builder(path)
                     .create_if_missing(false)
                     .durability(durability(args.fsync))
+                    .reuse_inodes(!args.rename_check_ins)
                     .allow_network_fs(args.allow_network_fs)
                     .open()?;
                 Some((path.clone(), store))
@@ -520,6 +528,7 @@ impl<'a> Bench<'a> {
                 .args(["--fsync", &self.args.fsync.to_string()])
                 .args(["--seed", &plan.seed.to_string()])
                 .args(["--mode", mode_name(plan.mode)])
+                .args(self.args.rename_check_ins.then_some("--rename-check-ins"))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped());
             match (system, &self.redis) {

@@ -259,6 +259,7 @@ pub fn json_line(
     v["payload"] = json!(a.payload);
     v["fsync"] = json!(a.fsync);
     v["threads"] = json!(a.threads);
+    v["rename_check_ins"] = json!(a.rename_check_ins);
     v["rounds"] = json!(rounds);
     if let Some(f) = floor {
         v["baseline"] = summary_json(f);
@@ -298,13 +299,18 @@ pub fn human(
     };
     writeln!(
         out,
-        "{} {} x {} ops, {session_desc}; hold {} us, payload {} B, fsync {}, {rounds} round(s)",
+        "{} {} x {} ops, {session_desc}; hold {} us, payload {} B, fsync {}, {rounds} round(s){}",
         store.workers,
         if a.threads { "threads" } else { "processes" },
         a.ops,
         a.hold_us,
         a.payload,
         if a.fsync == 1 { "on" } else { "off" },
+        if a.rename_check_ins {
+            "; check-ins by rename"
+        } else {
+            ""
+        },
     )?;
     writeln!(
         out,

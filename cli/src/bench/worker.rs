@@ -93,6 +93,7 @@ pub fn worker(a: &WorkerArgs) -> Result<(), Failure> {
     let store = Store::builder(&a.dir)
         .create_if_missing(false)
         .durability(durability(a.fsync))
+        .reuse_inodes(!a.rename_check_ins)
         .allow_network_fs(true)
         .open()?;
     let redis = match &a.redis_url {

@@ -298,6 +298,11 @@ fn print(r: &Report, json: bool) -> Result<(), Failure> {
     )?;
     writeln!(
         out,
+        "  spare files: {} at the end, {} ahead of their session (a writer killed between filling and swapping: never live), {} without a session",
+        f.spares, f.spares_ahead_of_live, f.orphan_spares
+    )?;
+    writeln!(
+        out,
         "  sessions checked: {}; lost updates {}, phantom updates {}, corrupt {}, still locked {}, resurrected {}, orphans {} (allowed {}), unexpected errors {}, reopen {}",
         f.sessions_checked,
         f.lost_updates,
