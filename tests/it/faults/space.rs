@@ -16,8 +16,8 @@ fn disk_full_check_in_fails_typed_keeps_the_previous_version_and_succeeds_after_
         return;
     };
     let dir = fs.path().join("store");
-    // The classic check-in's faults (a new temporary file per check-in); the spare's are in
-    // tests/it/spares.rs.
+    // The faults of check-ins by rename (a new temporary file per check-in); those of check-ins
+    // by swap follow this test.
     let store = Store::builder(&dir)
         .fan_out(1)
         .reuse_inodes(false)
@@ -132,8 +132,8 @@ fn no_free_inodes_check_in_and_create_fail_typed_and_work_again_once_inodes_are_
         return;
     };
     let dir = fs.path().join("store");
-    // The classic check-in's faults (a new temporary file per check-in); the spare's are in
-    // tests/it/spares.rs.
+    // The faults of check-ins by rename (a new temporary file per check-in); those of check-ins
+    // by swap follow this test.
     let store = Store::builder(&dir)
         .fan_out(1)
         .reuse_inodes(false)
@@ -146,19 +146,7 @@ fn no_free_inodes_check_in_and_create_fail_typed_and_work_again_once_inodes_are_
     let mut session = store.checkout::<Dict>(&id).expect("checkout");
     session.data_mut().insert("n", 2i64);
 
-    // Use up every inode with empty files.
-    let fillers = fs.path().join("fillers");
-    fs::create_dir(&fillers).expect("create fillers dir");
-    let mut made = Vec::new();
-    loop {
-        let p = fillers.join(made.len().to_string());
-        match File::create_new(&p) {
-            Ok(_) => made.push(p),
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
-            Err(e) => panic!("create filler {}: {e}", p.display()),
-        }
-    }
-    assert_eq!(fs.free_inodes(), 0);
+    let made = use_up_inodes(&fs);
     let tree = paths(&dir);
 
     // The temporary file cannot be created: typed error naming the shard directory.
@@ -199,6 +187,183 @@ fn no_free_inodes_check_in_and_create_fail_typed_and_work_again_once_inodes_are_
     assert_eq!(n_of(&store, &fresh), Some(9));
     assert!(store.delete(&fresh).expect("delete"));
     assert_eq!(temp_files(&dir), Vec::<PathBuf>::new());
+}
+
+/// A check-in by swap on a full disk: the spare (holding the version before last, shorter than
+/// the new one) cannot grow. A typed error naming the spare; the live version intact and
+/// loadable throughout; the spare's space given back; once space is freed the handed-back
+/// guard checks in by swapping, and the two inodes keep taking turns.
+#[test]
+fn disk_full_while_filling_the_spare_fails_typed_keeps_the_live_version_and_swaps_after_space_is_freed()
+ {
+    let Some(fs) = Tmpfs::mount("size=1m") else {
+        return;
+    };
+    let dir = fs.path().join("store");
+    let store = Store::builder(&dir).fan_out(1).open().expect("open store");
+    let id = store.create(&version(0, OLD_LEN)).expect("create victim");
+    // The first check-in makes the spare; from now on the session's two inodes take turns.
+    let mut co = store.checkout::<Blob>(&id).expect("checkout");
+    *co.data_mut() = version(1, OLD_LEN);
+    co.check_in().expect("first check-in");
+    let path = store.session_path(&id);
+    let spare = path.with_file_name(format!(".{id}.spare"));
+    let (live_ino, spare_ino) = (ino(&path), ino(&spare));
+    let old_file = fs::read(&path).expect("read victim");
+
+    let mut session = store.checkout::<Blob>(&id).expect("checkout");
+    *session.data_mut() = version(2, NEW_LEN);
+    let reader = Reader::start(&store, id, VERSIONS);
+    let filler = fill(&fs.path().join("filler"), SLACK);
+    let free = fs.free_bytes();
+    assert!(free < (NEW_LEN - OLD_LEN) as u64, "{free} bytes still free");
+
+    let failed = bounded("check_in", move || session.check_in()).expect_err("the disk is full");
+    failed_on_spare(&failed, "write spare file", &spare, &id);
+    let session = failed.into_checkout();
+    assert_eq!(session.data(), &version(2, NEW_LEN));
+
+    // The live file untouched and still the same inode; the spare emptied (its old content
+    // does not matter, only that it never goes live), its blocks given back; nothing else
+    // left; the guard still holds the lock; tidy leaves the live session's spare alone.
+    assert_eq!(fs::read(&path).expect("read victim"), old_file);
+    assert_eq!((ino(&path), ino(&spare)), (live_ino, spare_ino));
+    assert_eq!(fs::metadata(&spare).expect("spare").len(), 0);
+    assert!(
+        fs.free_bytes() >= free,
+        "the failed write's space was not given back"
+    );
+    assert_eq!(
+        store.load::<Blob>(&id).expect("load"),
+        Some(version(1, OLD_LEN))
+    );
+    assert_eq!(temp_files(&dir), Vec::<PathBuf>::new());
+    let busy = err("try_checkout", store.try_checkout::<Blob>(&id));
+    assert!(matches!(busy, Error::Busy { .. }), "{busy:?}");
+    assert_eq!(store.tidy().expect("tidy"), TidyReport::default());
+    assert!(
+        fs::symlink_metadata(&spare).is_ok(),
+        "tidy removed a live session's spare"
+    );
+
+    // Space freed: the retry swaps the spare in.
+    filler.set_len(0).expect("free the space");
+    drop(filler);
+    bounded("retry check_in", move || session.check_in()).expect("retry after space was freed");
+    wait_until(BOUND, "the reader to see the new version", || {
+        reader.seen_last.load(Ordering::Relaxed)
+    });
+    reader.finish();
+    assert_eq!(
+        (ino(&path), ino(&spare)),
+        (spare_ino, live_ino),
+        "not swapped"
+    );
+    let snap = store
+        .snapshot::<Blob>(&id)
+        .expect("snapshot")
+        .expect("exists");
+    assert_eq!(snap.data, version(2, NEW_LEN));
+    assert_eq!(snap.info.generation, 3);
+    assert_eq!(store.tidy().expect("tidy"), TidyReport::default());
+}
+
+/// With every inode in use, a session that has its spare still checks in (a swap creates no
+/// inode), while one without a spare cannot make it: a typed error naming the spare, the live
+/// version intact, nothing left behind; it works once inodes are free again.
+#[test]
+fn no_free_inodes_a_swap_still_checks_in_and_a_missing_spare_fails_typed() {
+    let Some(fs) = Tmpfs::mount("size=1m,nr_inodes=64") else {
+        return;
+    };
+    let dir = fs.path().join("store");
+    let store = Store::builder(&dir).fan_out(1).open().expect("open store");
+    let swapping = store.create(&counter(1)).expect("create");
+    let mut co = store.checkout::<Dict>(&swapping).expect("checkout");
+    co.data_mut().insert("n", 2i64);
+    co.check_in().expect("first check-in makes the spare");
+    let fresh = store
+        .create(&counter(7))
+        .expect("create a session without a spare");
+    let fresh_path = store.session_path(&fresh);
+    let fresh_file = fs::read(&fresh_path).expect("read");
+
+    let made = use_up_inodes(&fs);
+    let tree = paths(&dir);
+
+    // The steady state needs no inode: ten check-ins land with none free.
+    for n in 3..13i64 {
+        let mut co = store.checkout::<Dict>(&swapping).expect("checkout");
+        co.data_mut().insert("n", n);
+        co.check_in().expect("a swap needs no free inode");
+        assert_eq!(n_of(&store, &swapping), Some(n));
+    }
+    assert_eq!(paths(&dir), tree, "a swap created or removed a file");
+
+    // The first check-in of the other session must create its spare: it cannot.
+    let mut session = store.checkout::<Dict>(&fresh).expect("checkout");
+    session.data_mut().insert("n", 8i64);
+    let failed = bounded("check_in", move || session.check_in()).expect_err("no inodes");
+    let spare = fresh_path.with_file_name(format!(".{fresh}.spare"));
+    failed_on_spare(&failed, "create spare file", &spare, &fresh);
+    let session = failed.into_checkout();
+    assert_eq!(fs::read(&fresh_path).expect("read"), fresh_file);
+    assert_eq!(
+        paths(&dir),
+        tree,
+        "the failed check-in left something behind"
+    );
+    assert_eq!(store.tidy().expect("tidy"), TidyReport::default());
+
+    for p in &made {
+        unlink(p);
+    }
+    bounded("retry check_in", move || session.check_in()).expect("retry after freeing inodes");
+    assert_eq!(n_of(&store, &fresh), Some(8));
+    assert!(
+        fs::symlink_metadata(&spare).is_ok(),
+        "the retry made no spare"
+    );
+    assert_eq!(temp_files(&dir), Vec::<PathBuf>::new());
+}
+
+/// A check-in that failed for want of space at its spare: the error is `op` on the spare, with
+/// `StorageFull`, and its text names the spare and the session.
+fn failed_on_spare<T>(
+    failed: &sessiondir::CheckinError<T>,
+    op: &str,
+    spare: &Path,
+    id: &SessionId,
+) {
+    let named = io_error("check-in", failed.error(), op, ErrorKind::StorageFull);
+    assert_eq!(named, spare);
+    names("check-in", failed, spare);
+    assert!(failed.to_string().contains(id.as_str()), "{failed}");
+}
+
+/// Uses up every inode of `fs` with empty files; returns their paths.
+fn use_up_inodes(fs: &Tmpfs) -> Vec<PathBuf> {
+    let fillers = fs.path().join("fillers");
+    fs::create_dir(&fillers).expect("create fillers dir");
+    let mut made = Vec::new();
+    loop {
+        let p = fillers.join(made.len().to_string());
+        match File::create_new(&p) {
+            Ok(_) => made.push(p),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => panic!("create filler {}: {e}", p.display()),
+        }
+    }
+    assert_eq!(fs.free_inodes(), 0);
+    made
+}
+
+/// The inode number at `path` (not following a symlink).
+fn ino(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .ino()
 }
 
 // ---------------------------------------------------------------------------------------------
