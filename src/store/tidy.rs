@@ -6,7 +6,8 @@
 //!   file and renaming it. Every temporary file for `<id>` is written by a holder of `<id>`'s
 //!   lock, for the whole life of the file. So if tidy can take that lock (or the lock file is
 //!   gone), the writer is dead and the file is removed while tidy holds the lock; if the lock
-//!   is held, the file may be a live writer's and is left alone.
+//!   is held, the file may be a live writer's and is left alone; if it is gone by the time
+//!   tidy holds the lock, its writer renamed it into place after the listing: no failure.
 //! * **Orphaned lock files**: a create was killed before its session file existed, or a delete
 //!   between unlinking the session file and the lock file. Tidy takes the lock, checks again
 //!   that there is no session file and that the lock file is still linked, and removes it.
@@ -46,6 +47,16 @@ pub struct TidyReport {
     /// like a temporary file, a shard whose directories were replaced by a symlink or opened
     /// to other users since the store was opened, ...); left in place, the pass went on.
     pub failed: u64,
+}
+
+/// What became of a temporary file tidy listed.
+enum Temp {
+    /// Its writer was dead: removed, with this many bytes.
+    Removed(u64),
+    /// Its session is held (maybe by its writer): left alone.
+    Busy,
+    /// Already gone: its writer renamed it into place after the listing.
+    Gone,
 }
 
 impl Store {
@@ -100,11 +111,13 @@ impl Store {
         // pass goes on.
         for (owner, temp) in temps {
             match self.remove_dead_temp(&owner, &temp) {
-                Ok(Some(len)) => {
+                Ok(Temp::Removed(len)) => {
                     report.temp_files_removed += 1;
                     report.bytes_freed += len;
                 }
-                Ok(None) => report.skipped_busy += 1,
+                Ok(Temp::Busy) => report.skipped_busy += 1,
+                // Its writer renamed it into place (or removed it) after the listing.
+                Ok(Temp::Gone) => {}
                 Err(_) => report.failed += 1,
             }
         }
@@ -137,25 +150,33 @@ impl Store {
         }
     }
 
-    /// Removes `temp` if its writer is dead. `Ok(None)`: its session is held (maybe by its
-    /// writer); `Ok(Some(bytes))`: removed.
-    fn remove_dead_temp(&self, owner: &SessionId, temp: &Path) -> Result<Option<u64>, Error> {
+    /// Removes `temp` if its writer is dead.
+    fn remove_dead_temp(&self, owner: &SessionId, temp: &Path) -> Result<Temp, Error> {
         let lock_path = self.shared.layout.lock_path(owner);
         // Held for as long as the temporary file is being judged and removed.
         let _guard = match flock::open(&lock_path)? {
             None => None,
             Some(file) if flock::try_lock(&file, &lock_path)? => Some(file),
-            Some(_) => return Ok(None),
+            Some(_) => return Ok(Temp::Busy),
         };
-        let meta = fs::symlink_metadata(temp).map_err(|e| Error::io("inspect", temp, e))?;
+        let meta = match fs::symlink_metadata(temp) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Temp::Gone),
+            Err(e) => return Err(Error::io("inspect", temp, e)),
+        };
         if !meta.is_file() {
             return Err(Error::UnsafePath {
                 path: temp.to_path_buf(),
                 reason: "named like a temporary file but not a regular file; left alone",
             });
         }
-        atomic::remove(temp, self.shared.config.durability).map_err(atomic::Failure::into_error)?;
-        Ok(Some(meta.len()))
+        let removed = atomic::remove(temp, self.shared.config.durability)
+            .map_err(atomic::Failure::into_error)?;
+        Ok(if removed {
+            Temp::Removed(meta.len())
+        } else {
+            Temp::Gone
+        })
     }
 
     /// Removes `id`'s spare file if `id` has no session file. `Ok(None)`: `id` is held (a
