@@ -206,6 +206,8 @@ value_from! {
     f64 => Float via std::convert::identity,
     String => Text via std::convert::identity,
     &str => Text via String::from,
+    Vec<u8> => Bytes via std::convert::identity,
+    &[u8] => Bytes via <[u8]>::to_vec,
     Vec<Value> => List via std::convert::identity,
     BTreeMap<String, Value> => Map via std::convert::identity,
 }
@@ -371,6 +373,15 @@ mod tests {
         d.insert("m", BTreeMap::from([("k".to_string(), Value::Bool(false))]));
         let bytes = postcard::to_stdvec(&d).unwrap();
         assert_eq!(postcard::from_bytes::<Dict>(&bytes).unwrap(), d);
+    }
+
+    #[test]
+    fn bytes_convert_into_values() {
+        let mut d = Dict::new();
+        d.insert("v", vec![1u8, 2, 3]);
+        d.insert("s", &b"ab"[..]);
+        assert_eq!(d.get("v"), Some(&Value::Bytes(vec![1, 2, 3])));
+        assert_eq!(d.get("s"), Some(&Value::Bytes(b"ab".to_vec())));
     }
 
     #[test]

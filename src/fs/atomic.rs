@@ -68,8 +68,12 @@ pub(crate) fn write(
         .rand_bytes(8)
         .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)
-        .map_err(|e| Failure::Before(Error::io("create temporary file in", dir, e)))?;
-    temp.write_all(bytes)
+        .map_err(|e| {
+            Failure::Before(Error::io("create temporary file in", dir, without_path(e)))
+        })?;
+    // Through the file itself: tempfile's own `Write` adds the path to errors, which ours name.
+    temp.as_file_mut()
+        .write_all(bytes)
         .map_err(|e| Failure::Before(Error::io("write", temp.path(), e)))?;
     if durability >= Durability::FileData {
         temp.as_file()
@@ -81,8 +85,27 @@ pub(crate) fn write(
         Target::Replace => persist(temp, target),
         Target::MustNotExist => persist_noclobber(temp, target),
     }
-    .map_err(|e| Failure::Before(Error::io("rename temporary file onto", target, e.error)))?;
+    .map_err(|e| {
+        Failure::Before(Error::io(
+            "rename temporary file onto",
+            target,
+            without_path(e.error),
+        ))
+    })?;
     sync_dir_if(dir, durability).map_err(Failure::After)
+}
+
+/// tempfile's error without the "at path …" it appends (our error names the path): the same
+/// kind, and the OS error's text.
+fn without_path(e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error().is_some() {
+        return e;
+    }
+    let text = e.to_string();
+    match text.rsplit_once(" at path ") {
+        Some((os, _)) => std::io::Error::new(e.kind(), os.to_owned()),
+        None => e,
+    }
 }
 
 /// What [`exchange_in`] did.

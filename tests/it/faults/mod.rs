@@ -76,14 +76,19 @@ fn err<T: std::fmt::Debug>(what: &str, r: Result<T, Error>) -> Error {
     }
 }
 
-/// Asserts that `e`'s message names `path`.
+/// Asserts that `e`'s message names `path`, once.
 #[track_caller]
 fn names(what: &str, e: &impl std::fmt::Display, path: &Path) {
     let msg = e.to_string();
+    let shown = path.display().to_string();
     assert!(
-        msg.contains(&path.display().to_string()),
-        "{what}: the message does not name {}: {msg}",
-        path.display()
+        msg.contains(&shown),
+        "{what}: the message does not name {shown}: {msg}"
+    );
+    assert_eq!(
+        msg.matches(&shown).count(),
+        1,
+        "{what}: the message names {shown} more than once: {msg}"
     );
 }
 
