@@ -105,6 +105,7 @@ pub fn show(a: &ShowArgs) -> Result<(), Failure> {
         let mut v = info_json(&info);
         v["checked_out"] = json!(held);
         v["path"] = json!(store.session_path(&id));
+        v["lock_path"] = json!(store.lock_path(&id));
         v["data"] = data.as_ref().map_or(serde_json::Value::Null, |d| {
             serde_json::Value::Object(
                 d.iter()
@@ -117,6 +118,7 @@ pub fn show(a: &ShowArgs) -> Result<(), Failure> {
     }
     writeln!(out, "id           {id}")?;
     writeln!(out, "path         {}", store.session_path(&id).display())?;
+    writeln!(out, "lock file    {}", store.lock_path(&id).display())?;
     writeln!(out, "created      {}", output::time(info.created))?;
     writeln!(out, "modified     {}", output::time(info.modified))?;
     let expired = if info.is_expired() { " (expired)" } else { "" };

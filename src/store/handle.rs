@@ -69,6 +69,12 @@ impl Store {
         self.shared.layout.data_path(id)
     }
 
+    /// Where the lock file of session `id` lives (whether or not it exists): what a holder
+    /// `flock`s, for operators (`fuser`, `lsof`) and `sessiondir show`.
+    pub fn lock_path(&self, id: &SessionId) -> PathBuf {
+        self.shared.layout.lock_path(id)
+    }
+
     /// Which shard directory (`0..fan_out`) holds session `id`.
     pub fn shard_of(&self, id: &SessionId) -> u32 {
         self.shared.layout.shard_of(id)

@@ -144,12 +144,16 @@ impl Store {
         }))
     }
 
-    /// Whether the session exists and has not expired (reads the header only, no lock).
+    /// Whether the session exists and has not expired (reads the header only, no lock). The
+    /// header has its own checksum; the payload is not read, so a session whose payload is
+    /// damaged still exists here while [`load`](Self::load) reports
+    /// [`Error::Corrupt`](crate::Error::Corrupt) (gc, `ls` and `stats` judge by the header too).
     pub fn exists(&self, id: &SessionId) -> Result<bool, Error> {
         Ok(self.info(id)?.is_some_and(|i| !i.is_expired()))
     }
 
     /// A session's metadata from its header, expired or not (no lock). Missing → `Ok(None)`.
+    /// Reads the header only, as [`exists`](Self::exists) does.
     pub fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
         let path = self.shared.layout.data_path(id);
         Ok(format::read_header(&path, self.shared.layout.reads())?

@@ -29,6 +29,7 @@ fn text_shows_header_and_every_key() {
     let want = [
         format!("id           {id}"),
         format!("path         {}", path.display()),
+        format!("lock file    {}", env.store.lock_path(&id).display()),
         format!("created      {}", rfc3339(info.created)),
         format!("modified     {}", rfc3339(info.modified)),
         "expires      never".to_string(),
@@ -83,6 +84,10 @@ fn json_has_header_path_and_data() {
         v["path"],
         env.store.session_path(&id).to_str().expect("UTF-8 path")
     );
+    // The lock file an operator would look for with fuser or lsof.
+    let lock = env.store.lock_path(&id);
+    assert!(lock.is_file(), "{}", lock.display());
+    assert_eq!(v["lock_path"], lock.to_str().expect("UTF-8 path"));
     assert_eq!(v["created_ms"], epoch_ms(info.created));
     assert_eq!(v["modified_ms"], epoch_ms(info.modified));
     assert_eq!(v["expires_ms"], serde_json::Value::Null);
