@@ -57,6 +57,7 @@ fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
     }
     match e {
         Error::InvalidId { input, .. } => kwargs.set_item("id", input)?,
+        Error::AlreadyExists { id } => kwargs.set_item("id", id.as_str())?,
         Error::LockTimeout { waited, .. } => kwargs.set_item("waited", waited.as_secs_f64())?,
         Error::Io { path, source, op } => {
             kwargs.set_item("path", path)?;
