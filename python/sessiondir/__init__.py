@@ -213,7 +213,7 @@ class Store:
     def get(self, id: Optional[str]) -> Optional[dict[str, Any]]:
         """Like :meth:`load`, but a missing or malformed id (a cookie from anywhere) is
         ``None`` too."""
-        if not is_valid_id(id):
+        if id is None or not is_valid_id(id):
             return None
         return self._native.load(id)
 

@@ -196,7 +196,7 @@ class SessionStore(SessionBase):
         return sid is not None and self._store().exists(sid)
 
     def create(self) -> None:
-        data = self._get_session(no_load=True)
+        data = self._get_session(no_load=True)  # type: ignore[attr-defined]
         self.release()
         self._session_key = self._store()._native.create(data, expires_at=self._expires_at(data))
         self.modified = True
@@ -204,7 +204,7 @@ class SessionStore(SessionBase):
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
-        data = self._get_session(no_load=must_create)
+        data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
         if self.session_key is None:
             # Loading found nothing (expired or deleted meanwhile): a new session.
             return self.create()
@@ -259,7 +259,7 @@ class SessionStore(SessionBase):
                 pass
 
     def cycle_key(self) -> None:
-        data = self._session
+        data = self._session  # type: ignore[attr-defined]
         sid = self._id(self.session_key)
         new: Optional[str] = None
         checkout = self._checkout
