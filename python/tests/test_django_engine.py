@@ -143,6 +143,18 @@ def test_a_held_session_makes_others_wait(project) -> None:
     assert results == [b"11"] and project.load(sid) == {"n": 11}
 
 
+def test_login_cycles_the_id_and_logout_deletes(project) -> None:
+    sid = start(project)
+    c = client_for(sid)
+    response = c.post("/login")
+    new = response.content.decode()
+    assert new != sid and response.cookies[settings.SESSION_COOKIE_NAME].value == new
+    assert project.load(sid) is None and project.load(new) == {"n": 0, "user": "ada"}
+    assert c.post("/incr").content == b"1"  # the client now sends the new cookie
+    assert c.post("/logout").status_code == 200
+    assert project.load(new) is None and project.ids() == []
+
+
 def test_view_exception_releases_without_writing(project) -> None:
     sid = start(project)
     response = client_for(sid).post("/fail")

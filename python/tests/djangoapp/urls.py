@@ -12,4 +12,6 @@ urlpatterns = [
     path("search", views.search),
     path("fail", views.fail),
     path("held", views.held),
+    path("login", views.login),
+    path("logout", views.logout),
 ]

@@ -63,5 +63,20 @@ def held(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"held": _held(request)})
 
 
+@csrf_exempt
+def login(request: HttpRequest) -> HttpResponse:
+    """POST: a new session id (against fixation), data kept, a user recorded."""
+    request.session.cycle_key()
+    request.session["user"] = "ada"
+    return HttpResponse(request.session.session_key)
+
+
+@csrf_exempt
+def logout(request: HttpRequest) -> HttpResponse:
+    """POST: the session is deleted."""
+    request.session.flush()
+    return HttpResponse("bye")
+
+
 def _held(request: HttpRequest) -> bool:
     return bool(getattr(request.session, "held", False))
