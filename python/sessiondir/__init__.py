@@ -116,7 +116,9 @@ def _seconds(what: str, value: Optional[Seconds]) -> Optional[float]:
     if isinstance(value, _dt.timedelta):
         return value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be seconds (int or float) or a timedelta, not {type(value).__name__}")
+        raise TypeError(
+            f"{what} must be seconds (int or float) or a timedelta, not {type(value).__name__}"
+        )
     return float(value)
 
 

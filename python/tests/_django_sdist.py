@@ -35,9 +35,21 @@ def fetch() -> tuple[Optional[Path], str]:
         return target, ""
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:",
-             "--no-deps", "--dest", tmp, f"django=={version}"],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                "--dest",
+                tmp,
+                f"django=={version}",
+            ],
+            capture_output=True,
+            text=True,
         )
         archives = list(Path(tmp).glob("*.tar.gz"))
         if done.returncode != 0 or not archives:

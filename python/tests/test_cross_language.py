@@ -45,7 +45,9 @@ def test_python_session_is_shown_by_the_rust_command(store: sessiondir.Store) ->
     sid = store.create(data)
     out = subprocess.run(
         [_cli(), "show", "--dir", store.path, "--json", sid],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     shown = json.loads(out)
     assert shown["id"] == sid
@@ -62,7 +64,10 @@ def test_rust_record_loads_in_python(store: sessiondir.Store) -> None:
         pytest.skip("cargo is needed to run examples/write_record.rs")
     out = subprocess.run(
         ["cargo", "run", "-q", "--example", "write_record", "--", store.path],
-        cwd=REPO / "python", capture_output=True, text=True, check=True,
+        cwd=REPO / "python",
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     record, native = out
     assert store.load(record) == {

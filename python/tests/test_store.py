@@ -19,7 +19,7 @@ from sessiondir import Store
 
 def test_json_values_round_trip(store: Store) -> None:
     data = {
-        "str": "héllo \"quoted\" \n\u2603",
+        "str": 'héllo "quoted" \n\u2603',
         "int": -42,
         "big": 2**200,
         "neg_big": -(2**70),
@@ -66,12 +66,12 @@ def test_tuples_become_lists_and_subclasses_their_base(store: Store) -> None:
     "data, error, fragment",
     [
         ({1: "a"}, TypeError, "int key 1"),
-        ({"a": {2: "b"}}, TypeError, "int key 2 in \"a\""),
-        ({"when": dt.datetime(2020, 1, 1)}, TypeError, "session value \"when\" is of type datetime"),
-        ({"a": [1, {"b": b"bytes"}]}, TypeError, "\"a\"[1][\"b\"] is of type bytes"),
+        ({"a": {2: "b"}}, TypeError, 'int key 2 in "a"'),
+        ({"when": dt.datetime(2020, 1, 1)}, TypeError, 'session value "when" is of type datetime'),
+        ({"a": [1, {"b": b"bytes"}]}, TypeError, '"a"[1]["b"] is of type bytes'),
         ({"s": {1, 2}}, TypeError, "of type set"),
-        ({"x": float("nan")}, ValueError, "\"x\" is NaN"),
-        ({"x": [float("inf")]}, ValueError, "\"x\"[0] is inf"),
+        ({"x": float("nan")}, ValueError, '"x" is NaN'),
+        ({"x": [float("inf")]}, ValueError, '"x"[0] is inf'),
     ],
 )
 def test_non_json_data_is_refused_naming_the_key(store: Store, data, error, fragment) -> None:

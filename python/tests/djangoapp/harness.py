@@ -78,14 +78,31 @@ def serve(backend: str, *, workers: int = 4, delay_ms: float = 1.0) -> Iterator[
     if backend in ("db", "cached_db"):
         subprocess.run(
             [sys.executable, "-m", "django", "migrate", "--verbosity", "0"],
-            env=env, check=True, cwd=TESTS_DIR,
+            env=env,
+            check=True,
+            cwd=TESTS_DIR,
         )
     port = free_port()
     log = open(state / "gunicorn.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
-         f"127.0.0.1:{port}", "--timeout", "120", "--backlog", "2048", "djangoapp.wsgi"],
-        env=env, cwd=TESTS_DIR, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "120",
+            "--backlog",
+            "2048",
+            "djangoapp.wsgi",
+        ],
+        env=env,
+        cwd=TESTS_DIR,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     server = Server(backend, port, state, process)
     try:
