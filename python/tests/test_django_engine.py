@@ -155,6 +155,18 @@ def test_login_cycles_the_id_and_logout_deletes(project) -> None:
     assert project.load(new) is None and project.ids() == []
 
 
+def test_lock_timeout_is_a_503(project) -> None:
+    sid = start(project)
+    holder = project.checkout(sid)
+    try:
+        with override_settings(SESSIONDIR_LOCK_TIMEOUT=0.2):
+            response = client_for(sid).post("/incr")
+        assert response.status_code == 503 and response["Retry-After"] == "1"
+    finally:
+        holder.release()
+    assert project.load(sid) == {"n": 0}
+
+
 def test_view_exception_releases_without_writing(project) -> None:
     sid = start(project)
     response = client_for(sid).post("/fail")

@@ -24,7 +24,8 @@ read must already be under the lock; the method is known before the view reads a
 If the view raises, the session is released without writing and the response gets no
 session cookie (Django's own middleware also skips the save for any 5xx response). A lock
 wait longer than ``SESSIONDIR_LOCK_TIMEOUT`` raises :class:`sessiondir.LockTimeout` from the
-first access of ``request.session``.
+first access of ``request.session``; raised out of a view, it is answered ``503 Service
+Unavailable`` with ``Retry-After: 1`` (as sessiondir's axum layer answers), nothing written.
 
 Use it in place of ``django.contrib.sessions.middleware.SessionMiddleware``, with
 ``SESSION_ENGINE = "sessiondir.django"``.
@@ -37,6 +38,8 @@ from typing import Any, Callable, Optional, TypeVar
 from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse
+
+from sessiondir.errors import LockTimeout
 
 __all__ = ["CheckoutSessionMiddleware", "checkout_session", "readonly_session"]
 
@@ -96,11 +99,21 @@ class CheckoutSessionMiddleware(SessionMiddleware):
             session._hold = False
         return None
 
-    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> Optional[HttpResponse]:
         session = getattr(request, "session", None)
         if session is not None:
             request.sessiondir_abandoned = True  # type: ignore[attr-defined]
             session.release()
+        if isinstance(exception, LockTimeout):
+            response = HttpResponse(
+                "The session is busy with another request; try again.",
+                status=503,
+                content_type="text/plain",
+            )
+            response["Retry-After"] = "1"
+            return response
         return None
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
