@@ -3,11 +3,16 @@ documented API is the ``sessiondir`` package, which wraps these classes."""
 
 from collections.abc import Mapping
 from os import PathLike
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, final
+
+from typing_extensions import Self
+
+__all__ = ["Store", "Checkout", "SessionInfo", "GcReport", "TidyReport", "MAX_DEPTH", "__version__"]
 
 MAX_DEPTH: int
 __version__: str
 
+@final
 class SessionInfo:
     @property
     def id(self) -> str: ...
@@ -24,6 +29,7 @@ class SessionInfo:
     @property
     def expired(self) -> bool: ...
 
+@final
 class GcReport:
     @property
     def scanned(self) -> int: ...
@@ -38,6 +44,7 @@ class GcReport:
     @property
     def elapsed(self) -> float: ...
 
+@final
 class TidyReport:
     @property
     def temp_files_removed(self) -> int: ...
@@ -50,6 +57,7 @@ class TidyReport:
     @property
     def failed(self) -> int: ...
 
+@final
 class Checkout:
     @property
     def id(self) -> str: ...
@@ -65,9 +73,10 @@ class Checkout:
     def delete(self) -> None: ...
     def cycle_id(self) -> str: ...
 
+@final
 class Store:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: Union[str, PathLike[str]],
         *,
         idle_expiry: Optional[float] = None,
@@ -76,7 +85,7 @@ class Store:
         max_session_size: Optional[int] = None,
         allow_network_fs: bool = False,
         create_if_missing: bool = True,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def path(self) -> str: ...
     @property
