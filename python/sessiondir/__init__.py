@@ -264,8 +264,13 @@ class Store:
         """Every session id on disk, expired ones included (listed with the GIL released)."""
         return list(self._native.ids())
 
+    def iter_ids(self) -> Iterator[str]:
+        """Like :meth:`ids`, streaming in constant memory (one shard directory at a time);
+        each step releases the GIL. An iterator is for one thread."""
+        return iter(self._native.iter_ids())
+
     def __iter__(self) -> Iterator[str]:
-        return iter(self.ids())
+        return self.iter_ids()
 
     def __contains__(self, id: object) -> bool:
         return is_valid_id(id) and self.exists(id)  # type: ignore[arg-type]

@@ -7,7 +7,16 @@ from typing import Any, Optional, Union, final
 
 from typing_extensions import Self
 
-__all__ = ["Store", "Checkout", "SessionInfo", "GcReport", "TidyReport", "MAX_DEPTH", "__version__"]
+__all__ = [
+    "Store",
+    "Checkout",
+    "IdIter",
+    "SessionInfo",
+    "GcReport",
+    "TidyReport",
+    "MAX_DEPTH",
+    "__version__",
+]
 
 MAX_DEPTH: int
 __version__: str
@@ -74,6 +83,11 @@ class Checkout:
     def cycle_id(self) -> str: ...
 
 @final
+class IdIter:
+    def __iter__(self) -> IdIter: ...
+    def __next__(self) -> str: ...
+
+@final
 class Store:
     def __new__(
         cls,
@@ -109,6 +123,7 @@ class Store:
     def touch(self, id: str) -> SessionInfo: ...
     def set_expiry(self, id: str, expires_at: Optional[float]) -> SessionInfo: ...
     def ids(self) -> list[str]: ...
+    def iter_ids(self) -> IdIter: ...
     def delete_expired(self) -> GcReport: ...
     def delete_idle(self, seconds_idle: float) -> GcReport: ...
     def tidy(self) -> TidyReport: ...

@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::Store>()?;
     m.add_class::<checkout::Checkout>()?;
+    m.add_class::<store::IdIter>()?;
     m.add_class::<reports::SessionInfo>()?;
     m.add_class::<reports::GcReport>()?;
     m.add_class::<reports::TidyReport>()?;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use sessiondir::{Dict, Durability, Expiry, SessionId};
@@ -332,6 +332,13 @@ impl Store {
         listed.map_err(|e| errors::to_py(py, &e))
     }
 
+    /// The same ids as `ids`, streaming (constant memory); each step releases the GIL.
+    fn iter_ids(&self) -> PyResult<IdIter> {
+        Ok(IdIter {
+            ids: Mutex::new(Walking::Ready(self.handle()?.ids())),
+        })
+    }
+
     fn delete_expired(&self, py: Python<'_>) -> PyResult<GcReport> {
         let store = self.handle()?;
         py.allow_threads(|| store.delete_expired())
@@ -380,5 +387,60 @@ impl Store {
         Err(PyTypeError::new_err(
             "a sessiondir.Store cannot be pickled; open one per process",
         ))
+    }
+}
+
+/// A streaming walk over a store's session ids (`Store.iter_ids`).
+#[pyclass(module = "sessiondir._native", frozen)]
+pub struct IdIter {
+    ids: Mutex<Walking>,
+}
+
+/// Where an [`IdIter`] is.
+enum Walking {
+    Ready(sessiondir::SessionIds),
+    /// A step runs with the GIL released (on another thread, if seen).
+    Stepping,
+    Exhausted,
+}
+
+#[pymethods]
+impl IdIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let mut ids = {
+            let mut g = self
+                .ids
+                .lock()
+                .map_err(|_| PyRuntimeError::new_err("id walk poisoned"))?;
+            match std::mem::replace(&mut *g, Walking::Stepping) {
+                Walking::Ready(ids) => ids,
+                Walking::Exhausted => {
+                    *g = Walking::Exhausted;
+                    return Ok(None);
+                }
+                Walking::Stepping => {
+                    return Err(PyRuntimeError::new_err(
+                        "this id walk is being advanced by another thread",
+                    ));
+                }
+            }
+        };
+        let (ids, next) = py.allow_threads(move || {
+            let next = ids.next();
+            (ids, next)
+        });
+        let (state, result) = match next {
+            None => (Walking::Exhausted, Ok(None)),
+            Some(Ok(id)) => (Walking::Ready(ids), Ok(Some(id.as_str().to_owned()))),
+            Some(Err(e)) => (Walking::Ready(ids), Err(errors::to_py(py, &e))),
+        };
+        if let Ok(mut g) = self.ids.lock() {
+            *g = state;
+        }
+        result
     }
 }

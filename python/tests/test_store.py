@@ -123,7 +123,9 @@ def test_load_missing_and_malformed(store: Store) -> None:
 
 def test_ids_exists_iteration(store: Store) -> None:
     made = {store.create({"n": n}) for n in range(5)}
-    assert set(store.ids()) == made == set(store)
+    assert set(store.ids()) == made == set(store) == set(store.iter_ids())
+    walk = store.iter_ids()
+    assert iter(walk) is walk and len(list(walk)) == 5 and list(walk) == []
     assert all(store.exists(i) and i in store for i in made)
     assert all(sessiondir.is_valid_id(i) for i in made)
     assert sessiondir.is_valid_id(sessiondir.new_id())
