@@ -107,6 +107,8 @@ pub struct TidyReport {
     pub temp_files_removed: u64,
     /// Lock files without a session file removed.
     pub orphan_locks_removed: u64,
+    /// Spare files (the inodes check-ins swap in) without a session file removed.
+    pub orphan_spares_removed: u64,
     /// Candidates skipped because their session was held.
     pub skipped_busy: u64,
     /// Bytes of temporary files removed.
@@ -120,6 +122,7 @@ impl From<sessiondir::TidyReport> for TidyReport {
         TidyReport {
             temp_files_removed: r.temp_files_removed,
             orphan_locks_removed: r.orphan_locks_removed,
+            orphan_spares_removed: r.orphan_spares_removed,
             skipped_busy: r.skipped_busy,
             bytes_freed: r.bytes_freed,
             failed: r.failed,
@@ -131,8 +134,12 @@ impl From<sessiondir::TidyReport> for TidyReport {
 impl TidyReport {
     fn __repr__(&self) -> String {
         format!(
-            "TidyReport(temp_files_removed={}, orphan_locks_removed={}, skipped_busy={}, failed={})",
-            self.temp_files_removed, self.orphan_locks_removed, self.skipped_busy, self.failed
+            "TidyReport(temp_files_removed={}, orphan_locks_removed={}, orphan_spares_removed={}, skipped_busy={}, failed={})",
+            self.temp_files_removed,
+            self.orphan_locks_removed,
+            self.orphan_spares_removed,
+            self.skipped_busy,
+            self.failed
         )
     }
 }

@@ -336,6 +336,19 @@ def test_tidy_removes_dead_writers_temp_files(store: Store) -> None:
     assert store.load(sid) == {"a": 1}
 
 
+def test_tidy_removes_orphaned_spares(store: Store) -> None:
+    sid = store.create({"a": 1})
+    with store.checkout(sid) as s:  # the first check-in makes the session's spare
+        s["a"] = 2
+    path = Path(store.session_path(sid))
+    spare = path.parent / f".{sid}.spare"
+    assert spare.is_file()
+    os.unlink(path)  # as a cycle_id killed between its two renames leaves it
+    report = store.tidy()
+    assert (report.orphan_spares_removed, report.orphan_locks_removed) == (1, 1)
+    assert not spare.exists()
+
+
 def test_corrupt_file_names_its_path(store: Store) -> None:
     sid = store.create({"a": 1})
     path = store.session_path(sid)
