@@ -38,7 +38,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from types import TracebackType
 from typing import Any, Optional, Union
 
-from . import _native
+from . import _native, errors
 from .errors import (
     AlreadyExists,
     Busy,
@@ -72,22 +72,8 @@ __all__ = [
     "TidyReport",
     "new_id",
     "is_valid_id",
-    "Error",
-    "InvalidId",
-    "NotFound",
-    "Expired",
-    "Deleted",
-    "AlreadyExists",
-    "Busy",
-    "LockTimeout",
-    "LockLost",
-    "Conflict",
-    "Corrupt",
-    "UnsupportedVersion",
-    "TooLarge",
-    "EncodeError",
-    "ConfigError",
-    "IoError",
+    # The exception classes, re-exported from .errors.
+    *errors.__all__,
 ]
 
 #: Seconds (``int``/``float``) or a ``timedelta``.
