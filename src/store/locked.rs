@@ -265,14 +265,12 @@ impl Locked {
                     // Moved, but the directory sync failed: carry on under the new id, then report.
                     Err(atomic::Failure::After(e)) => Some(e),
                 };
-            // The spare follows (a steady state creates no inode, also after a login); if it
-            // cannot, it is removed, and the next check-in makes a new one.
+            // The spare (if any: `Ok(false)` is none) follows, so a steady state creates no
+            // inode after a login either; if it cannot, it is removed, and the next check-in
+            // makes a new one.
             let old_spare = shared.layout.spare_path(&self.id);
-            if let Err(_) | Ok(false) = atomic::rename(
-                &old_spare,
-                &shared.layout.spare_path(&new_id),
-                Durability::None,
-            ) {
+            let new_spare = shared.layout.spare_path(&new_id);
+            if atomic::rename(&old_spare, &new_spare, Durability::None).is_err() {
                 let _ = atomic::remove(&old_spare, Durability::None);
             }
             // From here on the session lives under new_id, whatever else happens.
