@@ -153,7 +153,7 @@ pub use web::axum;
 #[cfg(feature = "tower-sessions")]
 pub use web::tower;
 
-pub use backend::{Backend, GcReport};
+pub use backend::{Backend, GcReport, Refused};
 pub use dict::{Dict, MAX_NESTING, Value, WrongType};
 pub use error::{Corruption, Error};
 pub use format::{FORMAT_VERSION, HEADER_LEN};

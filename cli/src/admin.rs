@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 
-use sessiondir::{ChangeKind, Dict, Error, GcPolicy};
+use sessiondir::{ChangeKind, Dict, Error, GcPolicy, Refused};
 
 use super::output::{self, info_json, json_line, value_json};
 use super::{Failure, StoreArgs, parse_duration, parse_id};
@@ -214,6 +214,7 @@ pub fn gc(a: &GcArgs) -> Result<(), Failure> {
                 "deleted": report.deleted,
                 "skipped_busy": report.skipped_busy,
                 "damaged": report.damaged,
+                "refused": refused_json(&report.refused),
                 "bytes_freed": report.bytes_freed,
                 "elapsed_ms": report.elapsed.as_millis() as u64,
             }),
@@ -229,8 +230,38 @@ pub fn gc(a: &GcArgs) -> Result<(), Failure> {
             report.bytes_freed,
             output::duration(report.elapsed)
         )?;
+        refused_lines(&mut out, &report.refused)?;
+    }
+    refused_result(&report.refused)
+}
+
+/// The refused paths of a gc or tidy report, for `--json`.
+fn refused_json(refused: &[Refused]) -> serde_json::Value {
+    refused
+        .iter()
+        .map(|r| json!({"path": r.path, "reason": r.reason}))
+        .collect()
+}
+
+/// One line per refused path, after the report's summary.
+fn refused_lines(out: &mut impl Write, refused: &[Refused]) -> std::io::Result<()> {
+    for r in refused {
+        writeln!(out, "refused {r}")?;
     }
     Ok(())
+}
+
+/// A pass that refused a path exits 2: the store is not as it made it, and only an operator
+/// can tell a mistake from an attack (README, exit codes).
+fn refused_result(refused: &[Refused]) -> Result<(), Failure> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::Usage(format!(
+        "refused {} path(s) inside the store (listed above): never followed nor removed; \
+         look at each, and remove what is not the store's",
+        refused.len()
+    )))
 }
 
 pub fn tidy(a: &StoreArgs) -> Result<(), Failure> {
@@ -246,6 +277,8 @@ pub fn tidy(a: &StoreArgs) -> Result<(), Failure> {
                 "orphan_locks_removed": report.orphan_locks_removed,
                 "orphan_spares_removed": report.orphan_spares_removed,
                 "skipped_busy": report.skipped_busy,
+                "failed": report.failed,
+                "refused": refused_json(&report.refused),
                 "bytes_freed": report.bytes_freed,
                 "elapsed_ms": start.elapsed().as_millis() as u64,
             }),
@@ -253,15 +286,21 @@ pub fn tidy(a: &StoreArgs) -> Result<(), Failure> {
     } else {
         writeln!(
             out,
-            "removed {} temporary files ({} bytes), {} orphaned lock files and {} orphaned spare files; skipped {} in use",
+            "removed {} temporary files ({} bytes), {} orphaned lock files and {} orphaned spare files; skipped {} in use{}",
             report.temp_files_removed,
             report.bytes_freed,
             report.orphan_locks_removed,
             report.orphan_spares_removed,
-            report.skipped_busy
+            report.skipped_busy,
+            if report.failed > 0 {
+                format!("; {} could not be judged or removed", report.failed)
+            } else {
+                String::new()
+            }
         )?;
+        refused_lines(&mut out, &report.refused)?;
     }
-    Ok(())
+    refused_result(&report.refused)
 }
 
 pub fn stats(a: &StoreArgs) -> Result<(), Failure> {

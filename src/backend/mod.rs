@@ -87,7 +87,7 @@ pub trait Backend: Clone + Send + Sync + 'static + sealed::Sealed {
 }
 
 /// What a garbage-collection pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
     /// Session files looked at.
     pub scanned: u64,
@@ -95,14 +95,59 @@ pub struct GcReport {
     pub deleted: u64,
     /// Condemned sessions skipped because somebody held them.
     pub skipped_busy: u64,
-    /// Files that could not be read or judged (damaged, unreadable, or in a shard whose
-    /// directories were replaced by a symlink or opened to other users since the store was
-    /// opened); left in place.
+    /// Files that could not be read or judged (damaged or unreadable); left in place.
     pub damaged: u64,
+    /// Paths the pass would not go through: a shard directory replaced by a symlink (or
+    /// opened to other users) since the store was opened. Nothing beneath them was scanned or
+    /// deleted; an operator must look (see [`Refused`]).
+    pub refused: Vec<Refused>,
     /// Bytes of session files deleted.
     pub bytes_freed: u64,
     /// Wall time of the pass.
     pub elapsed: Duration,
+}
+
+/// A path a maintenance pass (gc, tidy) refused to go through or to remove, and why: a
+/// symlink or a foreign file where the store keeps its own directories and files. Such a path
+/// is never followed and never removed by the store: it may be an attack (a symlink leading
+/// the pass out of the store) or a mistake, and only an operator can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The refused path.
+    pub path: std::path::PathBuf,
+    /// Why it was refused, and what clears it.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl Refused {
+    /// Adds the refusal `e` stands for to `refused` (once per path: a directory refused for
+    /// every shard is one refusal). `Err(e)`: `e` is no refusal.
+    pub(crate) fn record(refused: &mut Vec<Refused>, e: Error) -> Result<(), Error> {
+        let Some(r) = Refused::from_error(&e) else {
+            return Err(e);
+        };
+        if !refused.iter().any(|seen| seen.path == r.path) {
+            refused.push(r);
+        }
+        Ok(())
+    }
+
+    /// The refusal an [`Error::UnsafePath`] stands for; `None` for any other error.
+    pub(crate) fn from_error(e: &Error) -> Option<Refused> {
+        match e {
+            Error::UnsafePath { path, reason } => Some(Refused {
+                path: path.clone(),
+                reason,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Creates a session under fresh ids from the OS CSPRNG until `create_at` finds one free (a

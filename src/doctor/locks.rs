@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use super::{Check, SETTLE};
 use crate::error::Error;
+use crate::fs::beneath::StorePath;
 use crate::lock::flock;
 
 /// Opens (creating if needed) the probe's lock file through `dir`.
 fn open_lock(dir: &Path) -> Result<File, Error> {
-    let path = dir.join("lock");
+    let path = StorePath::in_own_dir(&dir.join("lock")).map_err(|e| Error::io("open", dir, e))?;
     if let Some(file) = flock::create(&path, 0o600)? {
         return Ok(file);
     }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::fs::atomic::{self, Target};
+use crate::fs::beneath::StorePath;
 use crate::fs::netfs;
 use crate::id::SessionId;
 use crate::settings::Durability;
@@ -13,8 +14,9 @@ use crate::settings::Durability;
 pub(super) fn replace(path: &Path, content: &[u8]) -> Result<(), Error> {
     // The temporary file's name carries an id; any fixed one will do here.
     let owner = SessionId::from_bytes([7; crate::id::ID_BYTES]);
+    let path = StorePath::in_own_dir(path).map_err(|e| Error::io("open", path, e))?;
     atomic::write(
-        path,
+        &path,
         Target::Replace,
         &atomic::temp_prefix(&owner),
         content,

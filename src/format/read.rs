@@ -27,13 +27,13 @@ use std::path::Path;
 
 use super::{Frame, HEADER_LEN, Header, parse_frame};
 use crate::error::{Corruption, Error};
+use crate::fs::beneath::StorePath;
 
 /// Opens a session file for reading: no symlink is followed and a FIFO cannot block the
 /// reader (`O_NONBLOCK`). `Ok(None)`: the file does not exist.
-pub(crate) fn open_for_read(path: &Path) -> Result<Option<File>, Error> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    crate::fs::open::open_existing(&mut options, libc::O_NONBLOCK, path, "open")
+pub(crate) fn open_for_read(path: &StorePath) -> Result<Option<File>, Error> {
+    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK;
+    crate::fs::open::open_existing(path, flags, "open")
 }
 
 /// Refines a decoding error for a file that is not a regular file (a FIFO reads as empty).
@@ -115,18 +115,13 @@ fn read_committed<R>(
     ))
 }
 
-/// `(st_dev, st_ino)` of what `path` names, not following a symlink.
-fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
-    std::fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()))
-}
-
 /// Reads and verifies a whole session file, lock-free: a committed read (module docs).
 /// `Ok(None)`: the file does not exist.
 ///
 /// Reads at most `HEADER_LEN + max_payload + 1` bytes, so a huge or lying file cannot make it
 /// allocate more than the configured maximum.
 pub(crate) fn read_frame(
-    path: &Path,
+    path: &StorePath,
     max_payload: u64,
     reads: Reads,
 ) -> Result<Option<Frame>, Error> {
@@ -138,7 +133,7 @@ pub(crate) fn read_frame(
 /// A committed read of `path` (module docs) with `read`, retrying a stale (NFS) handle: on
 /// NFS-like file systems a check-in elsewhere can turn our handle stale mid-read.
 fn read_at_path<R>(
-    path: &Path,
+    path: &StorePath,
     reads: Reads,
     read: impl Fn(&File, Option<u64>) -> Result<R, Error>,
 ) -> Result<Option<R>, Error> {
@@ -147,7 +142,7 @@ fn read_at_path<R>(
             reads,
             path,
             || open_for_read(path),
-            || identity(path),
+            || path.identity(),
             &read,
         )
     })
@@ -155,7 +150,10 @@ fn read_at_path<R>(
 
 /// A plain read of `path` with `read`, under the session's lock (no writer can be at work
 /// on it), retrying a stale (NFS) handle.
-fn read_held<R>(path: &Path, read: impl Fn(&File) -> Result<R, Error>) -> Result<Option<R>, Error> {
+fn read_held<R>(
+    path: &StorePath,
+    read: impl Fn(&File) -> Result<R, Error>,
+) -> Result<Option<R>, Error> {
     crate::fs::netfs::retry_stale(|| {
         let Some(file) = open_for_read(path)? else {
             return Ok(None);
@@ -166,7 +164,7 @@ fn read_held<R>(path: &Path, read: impl Fn(&File) -> Result<R, Error>) -> Result
 
 /// Reads and verifies a whole session file under its lock (no writer can be at work on it).
 /// `Ok(None)`: the file does not exist.
-pub(crate) fn read_frame_held(path: &Path, max_payload: u64) -> Result<Option<Frame>, Error> {
+pub(crate) fn read_frame_held(path: &StorePath, max_payload: u64) -> Result<Option<Frame>, Error> {
     read_held(path, |file| read_frame_from(file, path, max_payload, None))
 }
 
@@ -233,12 +231,12 @@ fn read_full(mut file: &File, path: &Path, buf: &mut [u8]) -> Result<usize, Erro
 
 /// Reads and verifies only the header, lock-free: a committed read (module docs).
 /// `Ok(None)`: the file does not exist.
-pub(crate) fn read_header(path: &Path, reads: Reads) -> Result<Option<Header>, Error> {
+pub(crate) fn read_header(path: &StorePath, reads: Reads) -> Result<Option<Header>, Error> {
     read_at_path(path, reads, |file, _| read_header_from(file, path))
 }
 
 /// Reads and verifies only the header under the session's lock. `Ok(None)`: no file.
-pub(crate) fn read_header_held(path: &Path) -> Result<Option<Header>, Error> {
+pub(crate) fn read_header_held(path: &StorePath) -> Result<Option<Header>, Error> {
     read_held(path, |file| read_header_from(file, path))
 }
 
@@ -333,6 +331,7 @@ mod tests {
 
     use super::*;
     use crate::format::encode;
+    use crate::fs::beneath::Root;
     use crate::settings::Expiry;
 
     /// A valid session file at `path` holding `n`, at generation `generation`.
@@ -345,12 +344,12 @@ mod tests {
         std::fs::write(path, bytes).unwrap();
     }
 
-    fn read_n(path: &Path, open: impl Fn() -> Result<Option<File>, Error>) -> Option<u64> {
+    fn read_n(path: &StorePath, open: impl Fn() -> Result<Option<File>, Error>) -> Option<u64> {
         read_committed(
             Reads::Pinned,
             path,
             open,
-            || identity(path),
+            || path.identity(),
             |file, size| read_frame_from(file, path, 1 << 20, size),
         )
         .unwrap()
@@ -363,8 +362,9 @@ mod tests {
     #[test]
     fn a_spare_opened_before_a_swap_is_never_returned() {
         let dir = tempfile::tempdir().unwrap();
-        let live = dir.path().join("live");
-        let spare = dir.path().join(".live.spare");
+        let root = Root::open(dir.path()).unwrap();
+        let live = Root::join(&root, "live");
+        let spare = Root::join(&root, ".live.spare");
         write_version(&live, 2, 2);
         write_version(&spare, 3, 3); // never checked in
         let looks = Cell::new(0);
@@ -382,8 +382,9 @@ mod tests {
     #[test]
     fn a_file_pinned_by_a_writer_is_skipped_without_waiting() {
         let dir = tempfile::tempdir().unwrap();
-        let live = dir.path().join("live");
-        let spare = dir.path().join(".live.spare");
+        let root = Root::open(dir.path()).unwrap();
+        let live = Root::join(&root, "live");
+        let spare = Root::join(&root, ".live.spare");
         write_version(&live, 5, 5);
         write_version(&spare, 6, 6);
         let writer = File::options().read(true).write(true).open(&spare).unwrap();
@@ -402,8 +403,9 @@ mod tests {
     #[test]
     fn a_file_no_longer_at_the_path_reads_as_gone() {
         let dir = tempfile::tempdir().unwrap();
-        let live = dir.path().join("live");
-        let elsewhere = dir.path().join("elsewhere");
+        let root = Root::open(dir.path()).unwrap();
+        let live = Root::join(&root, "live");
+        let elsewhere = Root::join(&root, "elsewhere");
         write_version(&elsewhere, 7, 7);
         assert_eq!(read_n(&live, || open_for_read(&elsewhere)), None);
     }

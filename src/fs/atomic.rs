@@ -5,7 +5,12 @@
 //! optionally `fdatasync`s it, renames it over the session file, and optionally `fsync`s the
 //! directory — exactly the steps [`Durability`] lists. Readers open the path and get either the
 //! old inode or the new one, complete: never a partial file. If anything fails before the
-//! rename, the temporary file is removed (tempfile's drop) and the old version is untouched.
+//! rename, the temporary file is removed and the old version is untouched.
+//!
+//! Every call here acts relative to the directory of the file it changes, opened beneath the
+//! store's root through no symlink first ([`StorePath::open_parent`], `super::beneath`): a
+//! shard directory replaced by a symlink is refused, never followed out of the store. That is
+//! also why the temporary file is not tempfile's: tempfile creates and renames by path.
 //!
 //! A check-in can instead reuse inodes ([`exchange_in`]): it overwrites the session's spare
 //! file `.<id>.spare` in place and swaps it with the live file by
@@ -13,13 +18,22 @@
 //! created or freed. Readers and writers of spares are kept apart by pins (`super::pin`).
 //!
 //! `clippy.toml` forbids `std::fs::rename`, `std::fs::remove_file` and tempfile's `persist`
-//! everywhere else; the store marker is written through [`write`] too.
+//! everywhere else (rustix's `renameat`/`unlinkat` are used only here); the store marker is
+//! written through [`write`] too.
 
-use std::fs::{File, OpenOptions, Permissions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+// This module is the one place allowed to rename and unlink (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, renameat_with};
+use rustix::io::Errno;
+
+use super::beneath::StorePath;
 use crate::error::Error;
 use crate::id::SessionId;
 use crate::settings::Durability;
@@ -50,10 +64,13 @@ impl Failure {
 }
 
 /// Writes `bytes` to `target` atomically (see the module docs for the exact steps), through a
-/// temporary file named `<temp_prefix><random>.tmp` (a session's is [`temp_prefix`]).
-/// `still_held` runs right before the rename; if it fails, nothing is renamed.
+/// temporary file named `<temp_prefix><random>.tmp` (a session's is [`temp_prefix`]) created
+/// with `O_EXCL` in `target`'s directory, which is opened beneath the store's root first
+/// ([`StorePath::open_parent`]): the file is created, renamed and (on failure) unlinked
+/// relative to that directory. `still_held` runs right before the rename; if it fails, nothing
+/// is renamed.
 pub(crate) fn write(
-    target: &Path,
+    target: &StorePath,
     how: Target,
     temp_prefix: &str,
     bytes: &[u8],
@@ -61,51 +78,93 @@ pub(crate) fn write(
     durability: Durability,
     still_held: impl FnOnce() -> Result<(), Error>,
 ) -> Result<(), Failure> {
-    let dir = parent(target);
-    let mut temp = tempfile::Builder::new()
-        .prefix(temp_prefix)
-        .suffix(TEMP_SUFFIX)
-        .rand_bytes(8)
-        .permissions(Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .map_err(|e| {
-            Failure::Before(Error::io("create temporary file in", dir, without_path(e)))
-        })?;
-    // Through the file itself: tempfile's own `Write` adds the path to errors, which ours name.
-    temp.as_file_mut()
+    let parent = target.open_parent().map_err(|e| dir_failed(target, e))?;
+    let temp = Temp::create(&parent.dir, target, temp_prefix, mode).map_err(Failure::Before)?;
+    (&temp.file)
         .write_all(bytes)
-        .map_err(|e| Failure::Before(Error::io("write", temp.path(), e)))?;
+        .map_err(|e| Failure::Before(Error::io("write", &temp.path, e)))?;
     if durability >= Durability::FileData {
-        temp.as_file()
+        temp.file
             .sync_data()
-            .map_err(|e| Failure::Before(Error::io("sync", temp.path(), e)))?;
+            .map_err(|e| Failure::Before(Error::io("sync", &temp.path, e)))?;
     }
     still_held().map_err(Failure::Before)?;
-    match how {
-        Target::Replace => persist(temp, target),
-        Target::MustNotExist => persist_noclobber(temp, target),
-    }
-    .map_err(|e| {
+    let flags = match how {
+        Target::Replace => RenameFlags::empty(),
+        Target::MustNotExist => RenameFlags::NOREPLACE,
+    };
+    renameat_with(&parent.dir, &temp.name, &parent.dir, parent.name, flags).map_err(|e| {
         Failure::Before(Error::io(
             "rename temporary file onto",
             target,
-            without_path(e.error),
+            std::io::Error::from(e),
         ))
     })?;
-    sync_dir_if(dir, durability).map_err(Failure::After)
+    temp.persisted();
+    sync_dir_if(&parent.dir, target, durability).map_err(Failure::After)
 }
 
-/// tempfile's error without the "at path …" it appends (our error names the path): the same
-/// kind, and the OS error's text.
-fn without_path(e: std::io::Error) -> std::io::Error {
-    if e.raw_os_error().is_some() {
-        return e;
+/// A writer's temporary file, created relative to its open directory and unlinked from it
+/// again when dropped before [`persisted`](Self::persisted) (a failed write leaves nothing).
+struct Temp<'a> {
+    dir: &'a OwnedFd,
+    name: String,
+    path: std::path::PathBuf,
+    file: File,
+    persisted: bool,
+}
+
+impl<'a> Temp<'a> {
+    fn create(
+        dir: &'a OwnedFd,
+        target: &StorePath,
+        prefix: &str,
+        mode: u32,
+    ) -> Result<Temp<'a>, Error> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+        let flags = flags | OFlags::CLOEXEC;
+        loop {
+            let mut random = [0u8; 6];
+            getrandom::fill(&mut random)
+                .map_err(|e| Error::io("create temporary file in", &target.parent(), e.into()))?;
+            let name: String = format!("{prefix}{}{TEMP_SUFFIX}", hex(&random));
+            match rustix::fs::openat(dir, &name, flags, Mode::from_raw_mode(mode)) {
+                Ok(fd) => {
+                    return Ok(Temp {
+                        dir,
+                        path: target.parent().join(&name).to_path_buf(),
+                        name,
+                        file: File::from(fd),
+                        persisted: false,
+                    });
+                }
+                Err(Errno::EXIST) => continue, // 48 random bits taken: draw again
+                Err(e) => {
+                    return Err(Error::io(
+                        "create temporary file in",
+                        &target.parent(),
+                        e.into(),
+                    ));
+                }
+            }
+        }
     }
-    let text = e.to_string();
-    match text.rsplit_once(" at path ") {
-        Some((os, _)) => std::io::Error::new(e.kind(), os.to_owned()),
-        None => e,
+
+    fn persisted(mut self) {
+        self.persisted = true;
     }
+}
+
+impl Drop for Temp<'_> {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = rustix::fs::unlinkat(self.dir, &self.name, AtFlags::empty());
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What [`exchange_in`] did.
@@ -135,30 +194,32 @@ pub(crate) enum Exchanged {
 ///
 /// A process killed at any point leaves `target` as it was, or swapped in complete.
 pub(crate) fn exchange_in(
-    target: &Path,
-    spare: &Path,
+    target: &StorePath,
+    spare: &StorePath,
     bytes: &[u8],
     mode: u32,
     durability: Durability,
     still_held: impl FnOnce() -> Result<(), Error>,
 ) -> Result<Exchanged, Failure> {
     let failed = |op, e| Failure::Before(Error::io(op, spare, e));
-    let mut options = OpenOptions::new();
-    options
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    let (file, created) = match options.open(spare) {
-        Ok(f) => (f, false),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            match options.create_new(true).mode(mode).open(spare) {
-                Ok(f) => (f, true),
-                Err(e) => return Err(failed("create spare file", e)),
+    // The spare and the live file are in one directory: opened once, beneath the root, and
+    // every later call is relative to it.
+    let parent = target.open_parent().map_err(|e| dir_failed(target, e))?;
+    let (dir, live) = (&parent.dir, parent.name);
+    let spare_name = spare.name();
+    let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let (file, created) = match rustix::fs::openat(dir, spare_name, flags, Mode::empty()) {
+        Ok(fd) => (File::from(fd), false),
+        Err(Errno::NOENT) => {
+            let create = flags | OFlags::CREATE | OFlags::EXCL;
+            match rustix::fs::openat(dir, spare_name, create, Mode::from_raw_mode(mode)) {
+                Ok(fd) => (File::from(fd), true),
+                Err(e) => return Err(failed("create spare file", e.into())),
             }
         }
         // A symlink, directory or socket planted at the spare's name: leave it alone.
-        Err(e) if not_a_file(&e) => return Ok(Exchanged::SpareUnavailable),
-        Err(e) => return Err(failed("open spare file", e)),
+        Err(Errno::LOOP | Errno::ISDIR | Errno::NXIO) => return Ok(Exchanged::SpareUnavailable),
+        Err(e) => return Err(failed("open spare file", e.into())),
     };
     if !super::pin::try_exclusive(&file, spare).map_err(Failure::Before)? {
         return Ok(Exchanged::SpareUnavailable); // a reader holds the old version in it
@@ -188,7 +249,7 @@ pub(crate) fn exchange_in(
             // not matter, only that it is never live.
             if created {
                 drop(file);
-                let _ = remove(spare, Durability::None);
+                let _ = rustix::fs::unlinkat(dir, spare_name, AtFlags::empty());
             } else {
                 let _ = file.set_len(0);
             }
@@ -197,115 +258,111 @@ pub(crate) fn exchange_in(
     }
     still_held().map_err(Failure::Before)?;
     drop(file); // unpins: a reader that opens it from here on checks it is live
-    match rename_exchange(spare, target) {
+    match renameat_with(dir, spare_name, dir, live, RenameFlags::EXCHANGE) {
         Ok(()) => {
-            sync_dir_if(parent(target), durability).map_err(Failure::After)?;
+            sync_dir_if(dir, target, durability).map_err(Failure::After)?;
             Ok(Exchanged::Swapped)
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            rename_spare_over(spare, target, durability).map(|()| Exchanged::Renamed)
+        Err(Errno::NOENT) => {
+            rename_spare_over(dir, spare, target, durability).map(|()| Exchanged::Renamed)
         }
-        Err(e) if exchange_unsupported(&e) => {
-            rename_spare_over(spare, target, durability).map(|()| Exchanged::Unsupported)
+        // EINVAL (the file system does not know the flag), ENOSYS (no renameat2, or a
+        // sandbox refusing it), EOPNOTSUPP: some FUSE and network file systems.
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            rename_spare_over(dir, spare, target, durability).map(|()| Exchanged::Unsupported)
         }
         Err(e) => Err(Failure::Before(Error::io(
             "swap spare file with",
             target,
-            e,
+            e.into(),
         ))),
     }
 }
 
-/// Completes a write whose swap could not happen by renaming the filled spare over `target`.
-fn rename_spare_over(spare: &Path, target: &Path, durability: Durability) -> Result<(), Failure> {
-    if rename(spare, target, durability)? {
-        Ok(())
-    } else {
-        Err(Failure::Before(Error::io(
+/// Completes a write whose swap could not happen by renaming the filled spare over `target`
+/// (both in the open directory `dir`).
+fn rename_spare_over(
+    dir: &OwnedFd,
+    spare: &StorePath,
+    target: &StorePath,
+    durability: Durability,
+) -> Result<(), Failure> {
+    match renameat_with(dir, spare.name(), dir, target.name(), RenameFlags::empty()) {
+        Ok(()) => sync_dir_if(dir, target, durability).map_err(Failure::After),
+        Err(e) => Err(Failure::Before(Error::io(
             "rename spare file onto",
             target,
-            std::io::Error::from(ErrorKind::NotFound),
-        )))
+            e.into(),
+        ))),
     }
 }
 
-/// An open refused because the path is no regular file we may open: a symlink (`ELOOP`, we
-/// never follow one), a directory (`EISDIR`, opened for writing), a socket (`ENXIO`).
-fn not_a_file(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ELOOP | libc::EISDIR | libc::ENXIO)
-    )
-}
-
-/// `EINVAL` (the file system does not know the flag), `ENOSYS` (no `renameat2`, or a sandbox
-/// refusing it), `EOPNOTSUPP`: some FUSE and network file systems.
-fn exchange_unsupported(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
-    )
-}
-
-/// `renameat2(a, b, RENAME_EXCHANGE)`: swaps the two names atomically; both must exist.
-fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(std::io::Error::from)
-}
-
-// tempfile's renames, allowed here only.
-#[allow(clippy::disallowed_methods)]
-fn persist(temp: tempfile::NamedTempFile, target: &Path) -> Result<(), tempfile::PersistError> {
-    temp.persist(target).map(drop)
-}
-
-#[allow(clippy::disallowed_methods)]
-fn persist_noclobber(
-    temp: tempfile::NamedTempFile,
-    target: &Path,
-) -> Result<(), tempfile::PersistError> {
-    temp.persist_noclobber(target).map(drop)
-}
-
-/// Moves `from` to `to` (same shard tree, same file system), atomically. `Ok(false)`: `from`
-/// did not exist.
-#[allow(clippy::disallowed_methods)] // this module is the one place allowed to rename
-pub(crate) fn rename(from: &Path, to: &Path, durability: Durability) -> Result<bool, Failure> {
-    match std::fs::rename(from, to) {
+/// Moves `from` to `to` (same store, same file system), atomically, each relative to its own
+/// directory opened beneath the root. `Ok(false)`: `from` did not exist.
+pub(crate) fn rename(
+    from: &StorePath,
+    to: &StorePath,
+    durability: Durability,
+) -> Result<bool, Failure> {
+    let failed = |e: std::io::Error| Failure::Before(Error::io("rename", from, e));
+    let source = from.open_parent().map_err(|e| dir_failed(from, e))?;
+    let same_dir = from.parent().as_os_str() == to.parent().as_os_str();
+    let dest = if same_dir {
+        None
+    } else {
+        Some(to.open_parent().map_err(|e| dir_failed(to, e))?)
+    };
+    let dest_dir = dest.as_ref().map_or(&source.dir, |d| &d.dir);
+    match renameat_with(
+        &source.dir,
+        source.name,
+        dest_dir,
+        to.name(),
+        RenameFlags::empty(),
+    ) {
         Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Failure::Before(Error::io("rename", from, e))),
+        Err(Errno::NOENT) => return Ok(false),
+        Err(e) => return Err(failed(e.into())),
     }
-    sync_dir_if(parent(to), durability).map_err(Failure::After)?;
-    if parent(from) != parent(to) {
-        sync_dir_if(parent(from), durability).map_err(Failure::After)?;
+    sync_dir_if(dest_dir, to, durability).map_err(Failure::After)?;
+    if !same_dir {
+        sync_dir_if(&source.dir, from, durability).map_err(Failure::After)?;
     }
     Ok(true)
 }
 
-/// Unlinks `path`. `Ok(false)`: it did not exist.
-#[allow(clippy::disallowed_methods)] // this module is the one place allowed to unlink
-pub(crate) fn remove(path: &Path, durability: Durability) -> Result<bool, Failure> {
-    match std::fs::remove_file(path) {
+/// Unlinks `path`, relative to its directory opened beneath the root. `Ok(false)`: it did not
+/// exist.
+pub(crate) fn remove(path: &StorePath, durability: Durability) -> Result<bool, Failure> {
+    let failed = |e: std::io::Error| Failure::Before(Error::io("remove", path, e));
+    let parent = path.open_parent().map_err(|e| dir_failed(path, e))?;
+    match rustix::fs::unlinkat(&parent.dir, parent.name, AtFlags::empty()) {
         Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Failure::Before(Error::io("remove", path, e))),
+        Err(Errno::NOENT) => return Ok(false),
+        Err(e) => return Err(failed(e.into())),
     }
-    sync_dir_if(parent(path), durability).map_err(Failure::After)?;
+    sync_dir_if(&parent.dir, path, durability).map_err(Failure::After)?;
     Ok(true)
 }
 
-fn sync_dir_if(dir: &Path, durability: Durability) -> Result<(), Error> {
+/// A failed open of `path`'s directory: refused (naming the symlink or non-directory in the
+/// way) or an I/O error. Nothing was changed.
+fn dir_failed(path: &StorePath, e: std::io::Error) -> Failure {
+    Failure::Before(match e.raw_os_error() {
+        Some(libc::ELOOP | libc::ENOTDIR) => path.refused(),
+        _ => Error::io("open directory of", path, e),
+    })
+}
+
+/// `fsync`s the open directory `dir` (the one `path` is in) if `durability` asks.
+fn sync_dir_if(dir: &OwnedFd, path: &Path, durability: Durability) -> Result<(), Error> {
     if durability < Durability::FileAndDirectory {
         return Ok(());
     }
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("sync directory", dir, e))
-}
-
-fn parent(path: &Path) -> &Path {
-    path.parent().unwrap_or(Path::new("."))
+    rustix::fs::fsync(dir).map_err(|e| {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Error::io("sync directory", dir, e.into())
+    })
 }
 
 /// Prefix of a writer's temporary file for `id` (`.<id>.`; the suffix is `.tmp`).

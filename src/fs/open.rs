@@ -1,28 +1,27 @@
-//! Safe opens of files inside the store: never through a symlink in the last component (the
-//! directories above are checked when the store opens), never blocking on a FIFO, and with the
-//! store's meaning of each failure (missing is `None`, a symlink is [`Error::UnsafePath`], a
-//! socket is corrupt).
+//! Safe opens of files inside the store: beneath the store's root and never through a symlink
+//! ([`StorePath::open`]), never blocking on a FIFO, and with the store's meaning of each
+//! failure (missing is `None`, a symlink is [`Error::UnsafePath`], a socket is corrupt).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::BorrowedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use rustix::fs::OFlags;
+
+use super::beneath::StorePath;
 use crate::error::{Corruption, Error};
 
-/// Opens an existing file inside the store with `options` and the extra open `flags`, never
-/// following a symlink in the last component (`O_NOFOLLOW` is always added; the directories
-/// above were checked at open). `Ok(None)`: the file does not exist. `op` is the verb reported
-/// in I/O errors.
+/// Opens an existing file inside the store with the open `flags` (access mode included),
+/// beneath the store's root and through no symlink (see [`super::beneath`]). `Ok(None)`: the
+/// file does not exist. `op` is the verb reported in I/O errors.
 pub(crate) fn open_existing(
-    options: &mut OpenOptions,
-    flags: i32,
-    path: &Path,
+    path: &StorePath,
+    flags: OFlags,
     op: &'static str,
 ) -> Result<Option<File>, Error> {
-    // custom_flags replaces earlier custom flags, so all of them are given here at once.
-    match options.custom_flags(libc::O_NOFOLLOW | flags).open(path) {
+    match path.open(flags, 0) {
         Ok(f) => Ok(Some(f)),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(path.refused()),
         Err(e) => open_failed(e, path, op),
     }
 }
@@ -59,15 +58,23 @@ pub(crate) fn open_in_dir(
 }
 
 /// The common meaning of a failed open of a file inside the store.
-fn open_failed(e: std::io::Error, path: &Path, op: &'static str) -> Result<Option<File>, Error> {
+pub(crate) fn open_failed(
+    e: std::io::Error,
+    path: &Path,
+    op: &'static str,
+) -> Result<Option<File>, Error> {
     match e.raw_os_error() {
         Some(libc::ENOENT) => Ok(None),
         Some(libc::ELOOP) => Err(Error::UnsafePath {
             path: path.to_path_buf(),
-            reason: "a symlink inside the store (symlinks are never followed)",
+            reason: SYMLINK_REFUSED,
         }),
         // A socket cannot be opened at all; it is no session (nor lock) file.
         Some(libc::ENXIO) => Err(Error::corrupt(path, Corruption::NotAFile)),
         _ => Err(Error::io(op, path, e)),
     }
 }
+
+/// Why a path through a symlink inside the store is refused.
+pub(crate) const SYMLINK_REFUSED: &str = "a symlink inside the store (symlinks are never \
+     followed; if it is not the store's, remove it and look at what it pointed to)";

@@ -1,7 +1,7 @@
 //! Acquiring a session's lock: steps 1-5 of the protocol in [`super`].
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Locks;
@@ -12,6 +12,7 @@ use super::kernel_queue::Queued;
 use super::queue::Turn;
 use super::release_watch::{ReleaseWatch, Woken};
 use crate::error::Error;
+use crate::fs::beneath::StorePath;
 use crate::id::SessionId;
 use crate::observer::{AcquiredBy, Acquisition};
 
@@ -31,8 +32,8 @@ impl Locks {
     pub(crate) fn acquire(
         &self,
         id: &SessionId,
-        lock_path: PathBuf,
-        session_file: &Path,
+        lock_path: StorePath,
+        session_file: &StorePath,
         wait: Wait,
     ) -> Result<(Held, Acquisition), Error> {
         let start = Instant::now();
@@ -64,7 +65,7 @@ impl Locks {
                 // makes the lock first, delete removes it last), but a crash before the lock
                 // directory reached the disk, or a hand-deleted lock file, can. Recreate it with
                 // O_EXCL: of several repairers exactly one creates it, and all then lock that one.
-                if std::fs::symlink_metadata(session_file).is_ok() {
+                if session_file.lstat().is_ok() {
                     flock::create(&lock_path, self.settings.file_mode)?;
                     continue;
                 }

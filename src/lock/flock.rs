@@ -14,32 +14,29 @@
 //!
 //! `clippy.toml` forbids `File::lock`/`try_lock`/`unlock` everywhere else.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::ErrorKind;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use rustix::fs::OFlags;
+
 use crate::error::Error;
+use crate::fs::beneath::StorePath;
 
 /// Opens an existing lock file read-write (so that closing it raises `IN_CLOSE_WRITE`).
 /// `Ok(None)`: it does not exist.
-pub(crate) fn open(path: &Path) -> Result<Option<File>, Error> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true);
-    crate::fs::open::open_existing(&mut options, 0, path, "open lock file")
+pub(crate) fn open(path: &StorePath) -> Result<Option<File>, Error> {
+    crate::fs::open::open_existing(path, OFlags::RDWR, "open lock file")
 }
 
-/// Creates a new lock file with `O_EXCL`. `Ok(None)`: something already exists at `path`.
-pub(crate) fn create(path: &Path, mode: u32) -> Result<Option<File>, Error> {
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-    {
+/// Creates a new lock file with `O_EXCL` (beneath the store's root, through no symlink).
+/// `Ok(None)`: something already exists at `path`.
+pub(crate) fn create(path: &StorePath, mode: u32) -> Result<Option<File>, Error> {
+    match path.open(OFlags::RDWR | OFlags::CREATE | OFlags::EXCL, mode) {
         Ok(f) => Ok(Some(f)),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(path.refused()),
         Err(e) => Err(Error::io("create lock file", path, e)),
     }
 }
@@ -92,9 +89,9 @@ pub(crate) fn state(file: &File, path: &Path) -> Result<LockState, Error> {
 /// Whether the lock path still names the locked file (`state.file_id`, from the `fstat` the
 /// holder makes anyway): false if the file was renamed away or replaced, or nothing is at the
 /// path. One `lstat`; only fenced check-ins pay it (design §13).
-pub(crate) fn is_at_path(state: &LockState, path: &Path) -> Result<bool, Error> {
-    match std::fs::symlink_metadata(path) {
-        Ok(there) => Ok((there.dev(), there.ino()) == state.file_id),
+pub(crate) fn is_at_path(state: &LockState, path: &StorePath) -> Result<bool, Error> {
+    match path.identity() {
+        Ok(there) => Ok(there == state.file_id),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io("inspect lock file", path, e)),
     }

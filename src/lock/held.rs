@@ -1,7 +1,7 @@
 //! [`Held`]: a session lock held by this process, and what its release does.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -9,6 +9,7 @@ use super::barging::{Barging, Holding};
 use super::flock;
 use super::queue::ThreadQueue;
 use crate::error::Error;
+use crate::fs::beneath::StorePath;
 use crate::id::SessionId;
 
 /// A held session lock: the locked lock file and this process's turn. Dropping it closes the
@@ -18,7 +19,7 @@ pub(crate) struct Held {
     pub(super) file: File,
     pub(super) turn: TurnGuard,
     /// Where the lock file is (built once per acquisition, not per write).
-    pub(super) path: PathBuf,
+    pub(super) path: StorePath,
 }
 
 pub(super) struct TurnGuard {
@@ -92,13 +93,13 @@ impl Held {
         } else {
             Err(Error::LockLost {
                 id: self.turn.id,
-                path: self.path.clone(),
+                path: self.path.to_path_buf(),
             })
         }
     }
 
     /// The held lock file's path.
-    pub fn path(&self) -> &Path {
+    pub fn path(&self) -> &StorePath {
         &self.path
     }
 }

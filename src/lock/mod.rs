@@ -40,11 +40,11 @@ mod kernel_queue;
 mod queue;
 mod release_watch;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::fs::beneath::StorePath;
 use crate::id::SessionId;
 use crate::observer::{Counters, LockStats, Observer};
 
@@ -91,7 +91,7 @@ impl Locks {
     /// Creates, locks and holds the lock file of a fresh id at `lock_path`. `Ok(None)`: the id
     /// is taken (something exists at the path), or tidy took the fresh lock file between its
     /// creation and the `flock` and unlinked it; either way draw another id.
-    pub fn create(&self, id: &SessionId, lock_path: PathBuf) -> Result<Option<Held>, Error> {
+    pub fn create(&self, id: &SessionId, lock_path: StorePath) -> Result<Option<Held>, Error> {
         let Some(file) = flock::create(&lock_path, self.settings.file_mode)? else {
             return Ok(None);
         };
@@ -113,7 +113,7 @@ impl Locks {
 
     /// Whether somebody (any thread or process) holds the lock at `lock_path` right now: tries
     /// it and releases it at once. A missing lock file is `Ok(false)`.
-    pub fn is_held(lock_path: &Path) -> Result<bool, Error> {
+    pub fn is_held(lock_path: &StorePath) -> Result<bool, Error> {
         match flock::open(lock_path)? {
             None => Ok(false),
             Some(file) => Ok(!flock::try_lock(&file, lock_path)?),

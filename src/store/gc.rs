@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::handle::Store;
 use super::locked::Locked;
 use super::walk::Walk;
-use crate::backend::GcReport;
+use crate::backend::{GcReport, Refused};
 use crate::error::Error;
 use crate::format::{self, HEADER_LEN, Header};
 use crate::lock::Wait;
@@ -36,6 +36,16 @@ impl GcPolicy {
             .idle_longer_than
             .is_some_and(|d| now_ms.saturating_sub(h.modified_ms) > format::duration_ms(d));
         expired || idle
+    }
+}
+
+impl GcReport {
+    /// Counts a session that could not be judged or removed: refused (with its path) if the
+    /// error is an unsafe path, damaged otherwise.
+    fn count(&mut self, e: Error) {
+        if Refused::record(&mut self.refused, e).is_err() {
+            self.damaged += 1;
+        }
     }
 }
 
@@ -75,10 +85,14 @@ impl Store {
         let mut checked: Option<(u32, bool)> = None;
         let mut walk = Walk::new(&self.shared.layout);
         while let Some(id) = walk.next_id() {
-            // One unreadable directory entry must not stop the pass.
-            let Ok(id) = id else {
-                report.damaged += 1;
-                continue;
+            // One unreadable directory entry must not stop the pass; a directory that is a
+            // symlink now is not followed, and said.
+            let id = match id {
+                Ok(id) => id,
+                Err(e) => {
+                    report.count(e);
+                    continue;
+                }
             };
             report.scanned += 1;
             if report.scanned % PROGRESS_EVERY == 0 {
@@ -103,14 +117,19 @@ impl Store {
                 Some((s, safe)) if s == shard => safe,
                 _ => {
                     let layout = &self.shared.layout;
-                    let safe = layout.recheck_shard(shard, &self.shared.config).is_ok();
+                    let safe = match layout.recheck_shard(shard, &self.shared.config) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            report.count(e);
+                            false
+                        }
+                    };
                     checked = Some((shard, safe));
                     safe
                 }
             };
             if !safe {
-                report.damaged += 1;
-                continue;
+                continue; // its shard is refused (counted once, above)
             }
             let locked = match Locked::acquire(self, &id, Wait::No) {
                 Ok(locked) => locked,
@@ -119,8 +138,9 @@ impl Store {
                     continue;
                 }
                 Err(e) if e.is_gone() => continue,
-                Err(_) => {
-                    report.damaged += 1;
+                // A lock file that is a symlink is refused; anything else counts as damaged.
+                Err(e) => {
+                    report.count(e);
                     continue;
                 }
             };

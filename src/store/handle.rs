@@ -66,13 +66,13 @@ impl Store {
 
     /// Where the file of session `id` lives (whether or not it exists).
     pub fn session_path(&self, id: &SessionId) -> PathBuf {
-        self.shared.layout.data_path(id)
+        self.shared.layout.data_path(id).to_path_buf()
     }
 
     /// Where the lock file of session `id` lives (whether or not it exists): what a holder
     /// `flock`s, for operators (`fuser`, `lsof`) and `sessiondir show`.
     pub fn lock_path(&self, id: &SessionId) -> PathBuf {
-        self.shared.layout.lock_path(id)
+        self.shared.layout.lock_path(id).to_path_buf()
     }
 
     /// Which shard directory (`0..fan_out`) holds session `id`.

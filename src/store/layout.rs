@@ -15,15 +15,17 @@
 //! The fan-out is fixed when the store is created and recorded in the marker: two processes
 //! that computed different shards for one id would lock different files.
 
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs::{self, DirBuilder};
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use super::config::Config;
 use crate::error::Error;
 use crate::format::Reads;
 use crate::fs::atomic::{self, Target};
+use crate::fs::beneath::{Root, StorePath};
 use crate::fs::netfs::{self, FileSystem};
 use crate::fs::open::open_existing;
 use crate::id::SessionId;
@@ -36,9 +38,10 @@ const MAX_FAN_OUT: u32 = 4096;
 /// Paths of one store.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
-    root: PathBuf,
-    sessions: PathBuf,
-    locks: PathBuf,
+    /// The root directory, open: every request's path resolves beneath it (`crate::fs::beneath`).
+    root: Arc<Root>,
+    sessions: StorePath,
+    locks: StorePath,
     fan_out: u32,
     width: usize,
     file_system: FileSystem,
@@ -74,11 +77,12 @@ impl Layout {
                 file_system: file_system.name,
             });
         }
-        let fan_out = read_or_write_marker(&root, config)?;
+        let root = Root::open(&root).map_err(|e| Error::io("open", &root, e))?;
+        let fan_out = read_or_write_marker(&Root::join(&root, MARKER), config)?;
         let width = format!("{:x}", fan_out - 1).len();
         let layout = Layout {
-            sessions: root.join("sessions"),
-            locks: root.join("locks"),
+            sessions: Root::join(&root, "sessions"),
+            locks: Root::join(&root, "locks"),
             root,
             fan_out,
             width,
@@ -98,14 +102,19 @@ impl Layout {
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.root.path()
     }
 
     pub fn file_system(&self) -> FileSystem {
         self.file_system
     }
 
-    pub fn sessions_root(&self) -> &Path {
+    /// A full path inside the store (reported by file-change events) as a [`StorePath`].
+    pub fn beneath(&self, full: &Path) -> Option<StorePath> {
+        Root::beneath(&self.root, full)
+    }
+
+    pub fn sessions_root(&self) -> &StorePath {
         &self.sessions
     }
 
@@ -117,11 +126,11 @@ impl Layout {
         format!("{:0w$x}", shard, w = self.width)
     }
 
-    pub fn session_dir(&self, shard: u32) -> PathBuf {
+    pub fn session_dir(&self, shard: u32) -> StorePath {
         self.sessions.join(self.shard_name(shard))
     }
 
-    pub fn lock_dir(&self, shard: u32) -> PathBuf {
+    pub fn lock_dir(&self, shard: u32) -> StorePath {
         self.locks.join(self.shard_name(shard))
     }
 
@@ -129,10 +138,8 @@ impl Layout {
         id.shard(self.fan_out)
     }
 
-    pub fn data_path(&self, id: &SessionId) -> PathBuf {
-        let mut p = self.session_dir(self.shard_of(id));
-        p.push(id.as_str());
-        p
+    pub fn data_path(&self, id: &SessionId) -> StorePath {
+        self.session_dir(self.shard_of(id)).join(id.as_str())
     }
 
     /// How lock-free readers of this store read: committed reads wherever a check-in may swap
@@ -148,16 +155,13 @@ impl Layout {
 
     /// Where `id`'s spare file lives: next to its session file (same directory, so the two can
     /// be swapped atomically), hidden (`.<id>.spare`) so no listing takes it for a session.
-    pub fn spare_path(&self, id: &SessionId) -> PathBuf {
-        let mut p = self.session_dir(self.shard_of(id));
-        p.push(crate::fs::atomic::spare_name(id));
-        p
+    pub fn spare_path(&self, id: &SessionId) -> StorePath {
+        self.session_dir(self.shard_of(id))
+            .join(crate::fs::atomic::spare_name(id))
     }
 
-    pub fn lock_path(&self, id: &SessionId) -> PathBuf {
-        let mut p = self.lock_dir(self.shard_of(id));
-        p.push(id.as_str());
-        p
+    pub fn lock_path(&self, id: &SessionId) -> StorePath {
+        self.lock_dir(self.shard_of(id)).join(id.as_str())
     }
 
     /// Checks again, as [`open`](Self::open) did, the four directories on the paths of shard
@@ -241,17 +245,16 @@ fn check_dir(path: &Path, config: &Config, symlink: Symlink) -> Result<(), Error
     Ok(())
 }
 
-fn read_or_write_marker(root: &Path, config: &Config) -> Result<u32, Error> {
-    let path = root.join(MARKER);
+fn read_or_write_marker(path: &StorePath, config: &Config) -> Result<u32, Error> {
     loop {
-        match read_marker(&path) {
+        match read_marker(path) {
             Ok(Some(text)) => {
-                let stored = parse_marker(&path, &text)?;
+                let stored = parse_marker(path, &text)?;
                 if let Some(asked) = config.fan_out
                     && asked != stored
                 {
                     return Err(Error::Config {
-                        path,
+                        path: path.to_path_buf(),
                         reason: format!(
                             "the store was created with fan-out {stored}; {asked} was asked for"
                         ),
@@ -266,7 +269,7 @@ fn read_or_write_marker(root: &Path, config: &Config) -> Result<u32, Error> {
         let fan_out = config.fan_out.unwrap_or(DEFAULT_FAN_OUT);
         let text = format!("sessiondir store\nlayout {LAYOUT_VERSION}\nfan-out {fan_out}\n");
         let written = atomic::write(
-            &path,
+            path,
             Target::MustNotExist,
             ".sessiondir.store.",
             text.as_bytes(),
@@ -283,11 +286,10 @@ fn read_or_write_marker(root: &Path, config: &Config) -> Result<u32, Error> {
 }
 
 /// Reads the marker without following a symlink, blocking on a FIFO or reading without bound.
-fn read_marker(path: &Path) -> Result<Option<String>, Error> {
+fn read_marker(path: &StorePath) -> Result<Option<String>, Error> {
     use std::io::Read;
-    let mut options = OpenOptions::new();
-    options.read(true);
-    let Some(file) = open_existing(&mut options, libc::O_NONBLOCK, path, "open")? else {
+    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK;
+    let Some(file) = open_existing(path, flags, "open")? else {
         return Ok(None);
     };
     let mut text = String::new();

@@ -2,7 +2,7 @@
 //! guards — and everything a holder does to that file: read under the lock, check in
 //! (verified, and fenced on shared file systems), touch, delete, cycle the id.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use serde::de::DeserializeOwned;
@@ -13,6 +13,7 @@ use crate::backend::sealed;
 use crate::error::Error;
 use crate::format::{self, Frame, Header};
 use crate::fs::atomic::{self, Exchanged, Target};
+use crate::fs::beneath::StorePath;
 use crate::id::SessionId;
 use crate::info::SessionInfo;
 use crate::lock::{Held, Wait};
@@ -25,7 +26,7 @@ use crate::settings::{Durability, Expiry};
 pub struct Locked {
     pub(crate) store: Store,
     pub(crate) id: SessionId,
-    pub(crate) data_path: PathBuf,
+    pub(crate) data_path: StorePath,
     pub(crate) acquisition: Acquisition,
     held: Held,
 }

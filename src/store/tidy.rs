@@ -20,18 +20,20 @@
 //! Tidy works one shard at a time: its memory is bounded by the size of one shard directory.
 
 use std::collections::HashSet;
-use std::fs;
-use std::path::Path;
+
+use rustix::fs::{Dir, FileType, OFlags};
 
 use super::handle::Store;
+use crate::backend::Refused;
 use crate::error::Error;
 use crate::fs::atomic::{self, spare_owner, temp_owner};
+use crate::fs::beneath::StorePath;
 use crate::fs::netfs;
 use crate::id::SessionId;
 use crate::lock::flock;
 
 /// What a tidy pass removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TidyReport {
     /// Temporary files of dead writers removed.
     pub temp_files_removed: u64,
@@ -43,10 +45,14 @@ pub struct TidyReport {
     pub skipped_busy: u64,
     /// Bytes of temporary files removed.
     pub bytes_freed: u64,
-    /// Entries that could not be judged or removed (unreadable directory, a directory named
-    /// like a temporary file, a shard whose directories were replaced by a symlink or opened
-    /// to other users since the store was opened, ...); left in place, the pass went on.
+    /// Entries that could not be judged or removed (an unreadable directory, an I/O error);
+    /// left in place, the pass went on.
     pub failed: u64,
+    /// Paths the pass refused to go through or remove, each with why and what clears it: a
+    /// shard directory replaced by a symlink (or opened to other users) since the store was
+    /// opened, a symlink or directory planted where a lock, temporary or spare file belongs.
+    /// The store never follows nor removes them; an operator must look.
+    pub refused: Vec<Refused>,
 }
 
 /// What became of a temporary file tidy listed.
@@ -82,18 +88,18 @@ impl Store {
     fn tidy_shard(&self, shard: u32, report: &mut TidyReport) {
         let layout = &self.shared.layout;
         // A directory replaced by a symlink since open would lead this pass, which removes
-        // files, outside the store: such a shard is counted as failed and left alone.
-        if layout.recheck_shard(shard, &self.shared.config).is_err() {
-            report.failed += 1;
+        // files, outside the store: such a shard is refused and left alone.
+        if let Err(e) = layout.recheck_shard(shard, &self.shared.config) {
+            report.count(e);
             return;
         }
         let session_dir = layout.session_dir(shard);
         let mut live = HashSet::new();
         let mut temps = Vec::new();
         let mut spares = Vec::new();
-        let Ok(names) = list(&session_dir) else {
-            report.failed += 1;
-            return;
+        let names = match list(&session_dir) {
+            Ok(names) => names,
+            Err(e) => return report.count(e),
         };
         for name in names {
             if netfs::is_placeholder_name(&name) {
@@ -118,7 +124,7 @@ impl Store {
                 Ok(Temp::Busy) => report.skipped_busy += 1,
                 // Its writer renamed it into place (or removed it) after the listing.
                 Ok(Temp::Gone) => {}
-                Err(_) => report.failed += 1,
+                Err(e) => report.count(e),
             }
         }
         for owner in spares.into_iter().filter(|owner| !live.contains(owner)) {
@@ -126,13 +132,13 @@ impl Store {
                 Ok(Some(true)) => report.orphan_spares_removed += 1,
                 Ok(Some(false)) => {} // its session came back, or the spare went meanwhile
                 Ok(None) => report.skipped_busy += 1,
-                Err(_) => report.failed += 1,
+                Err(e) => report.count(e),
             }
         }
         let lock_dir = layout.lock_dir(shard);
-        let Ok(names) = list(&lock_dir) else {
-            report.failed += 1;
-            return;
+        let names = match list(&lock_dir) {
+            Ok(names) => names,
+            Err(e) => return report.count(e),
         };
         for name in names {
             let Ok(id) = SessionId::parse(&name) else {
@@ -145,13 +151,13 @@ impl Store {
                 Ok(Some(true)) => report.orphan_locks_removed += 1,
                 Ok(Some(false)) => {}
                 Ok(None) => report.skipped_busy += 1, // a create or a holder is at work on it
-                Err(_) => report.failed += 1,
+                Err(e) => report.count(e),
             }
         }
     }
 
     /// Removes `temp` if its writer is dead.
-    fn remove_dead_temp(&self, owner: &SessionId, temp: &Path) -> Result<Temp, Error> {
+    fn remove_dead_temp(&self, owner: &SessionId, temp: &StorePath) -> Result<Temp, Error> {
         let lock_path = self.shared.layout.lock_path(owner);
         // Held for as long as the temporary file is being judged and removed.
         let _guard = match flock::open(&lock_path)? {
@@ -159,21 +165,22 @@ impl Store {
             Some(file) if flock::try_lock(&file, &lock_path)? => Some(file),
             Some(_) => return Ok(Temp::Busy),
         };
-        let meta = match fs::symlink_metadata(temp) {
+        let meta = match temp.lstat() {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Temp::Gone),
             Err(e) => return Err(Error::io("inspect", temp, e)),
         };
-        if !meta.is_file() {
+        if !FileType::from_raw_mode(meta.st_mode).is_file() {
             return Err(Error::UnsafePath {
                 path: temp.to_path_buf(),
-                reason: "named like a temporary file but not a regular file; left alone",
+                reason: "named like a temporary file but not a regular file: left alone \
+                         (remove it by hand if it is not yours)",
             });
         }
         let removed = atomic::remove(temp, self.shared.config.durability)
             .map_err(atomic::Failure::into_error)?;
         Ok(if removed {
-            Temp::Removed(meta.len())
+            Temp::Removed(meta.st_size as u64)
         } else {
             Temp::Gone
         })
@@ -191,16 +198,17 @@ impl Store {
             Some(file) if flock::try_lock(&file, &lock_path)? => Some(file),
             Some(_) => return Ok(None),
         };
-        if fs::symlink_metadata(layout.data_path(id)).is_ok() {
+        if layout.data_path(id).lstat().is_ok() {
             return Ok(Some(false));
         }
         let spare = layout.spare_path(id);
-        match fs::symlink_metadata(&spare) {
-            Ok(meta) if meta.is_file() => {}
+        match spare.lstat() {
+            Ok(meta) if FileType::from_raw_mode(meta.st_mode).is_file() => {}
             Ok(_) => {
                 return Err(Error::UnsafePath {
-                    path: spare,
-                    reason: "named like a spare file but not a regular file; left alone",
+                    path: spare.to_path_buf(),
+                    reason: "named like a spare file but not a regular file: left alone \
+                             (remove it by hand if it is not yours)",
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(false)),
@@ -222,8 +230,8 @@ impl Store {
         if !flock::try_lock(&file, &lock_path)? {
             return Ok(None);
         }
-        let still_orphan = flock::is_linked(&file, &lock_path)?
-            && fs::symlink_metadata(layout.data_path(id)).is_err();
+        let still_orphan =
+            flock::is_linked(&file, &lock_path)? && layout.data_path(id).lstat().is_err();
         Ok(Some(
             still_orphan
                 && atomic::remove(&lock_path, self.shared.config.durability)
@@ -232,15 +240,40 @@ impl Store {
     }
 }
 
-/// Names in a directory that are valid UTF-8 (all of ours are); streaming from the OS.
-fn list(dir: &Path) -> Result<Vec<String>, Error> {
+impl TidyReport {
+    /// Counts a leftover that could not be judged or removed: refused (with its path) if it
+    /// is an unsafe path, failed otherwise.
+    fn count(&mut self, e: Error) {
+        if Refused::record(&mut self.refused, e).is_err() {
+            self.failed += 1;
+        }
+    }
+}
+
+/// Names in a directory that are valid UTF-8 (all of ours are), the directory opened beneath
+/// the store's root through no symlink.
+fn list(dir: &StorePath) -> Result<Vec<String>, Error> {
     netfs::retry_stale(|| {
-        let entries = fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
+        let opened = match dir.open(flags, 0) {
+            Ok(file) => file,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+                return Err(Error::UnsafePath {
+                    path: dir.to_path_buf(),
+                    reason: crate::fs::open::SYMLINK_REFUSED,
+                });
+            }
+            Err(e) => return Err(Error::io("list", dir, e)),
+        };
+        let entries = Dir::new(opened).map_err(|e| Error::io("list", dir, e.into()))?;
         let mut names = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-            if let Ok(name) = entry.file_name().into_string() {
-                names.push(name);
+            let entry = entry.map_err(|e| Error::io("list", dir, e.into()))?;
+            if let Ok(name) = entry.file_name().to_str()
+                && name != "."
+                && name != ".."
+            {
+                names.push(name.to_owned());
             }
         }
         Ok(names)

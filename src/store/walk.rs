@@ -85,12 +85,15 @@ impl Walk {
         if let Root::Unopened = self.root {
             let root = self.layout.sessions_root();
             self.root = Root::Done;
-            match open_dir(rustix::fs::CWD, root) {
-                Ok(fd) => self.root = Root::Open(fd),
-                // Replaced by a symlink or a file since open: not followed, nothing listed
-                // (tidy, which must remove, reports it as a failed shard).
-                Err(Errno::LOOP | Errno::NOTDIR) => return None,
-                Err(e) => return Some(Err(Error::io("list", root, e.into()))),
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
+            match root.open(flags, 0) {
+                Ok(file) => self.root = Root::Open(file.into()),
+                // Replaced by a symlink or a file since open: not followed, nothing listed,
+                // and said (gc and tidy report it as refused).
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+                    return Some(Err(refused(root)));
+                }
+                Err(e) => return Some(Err(Error::io("list", root, e))),
             }
         }
         loop {
@@ -107,9 +110,15 @@ impl Walk {
                 let path = self.layout.session_dir(index);
                 let opened = open_dir(root, self.layout.shard_name(index)).and_then(Dir::new);
                 match opened {
-                    Ok(dir) => self.shard = Some(Shard { index, path, dir }),
-                    // Removed, or replaced by a symlink or a file: no session of ours is there.
-                    Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => {}
+                    Ok(dir) => {
+                        let path = path.to_path_buf();
+                        self.shard = Some(Shard { index, path, dir });
+                    }
+                    // Removed: no session of ours is there.
+                    Err(Errno::NOENT) => {}
+                    // Replaced by a symlink or a file: not followed, and said (gc and tidy
+                    // report it as refused; a listing yields the error and goes on).
+                    Err(Errno::LOOP | Errno::NOTDIR) => return Some(Err(refused(&path))),
                     Err(e) => return Some(Err(Error::io("list", &path, e.into()))),
                 }
                 continue;
@@ -201,6 +210,14 @@ impl Walk {
             }
             _ => format::read_header(&path, reads),
         }
+    }
+}
+
+/// The error for a directory of the walk that is not a real directory any more.
+fn refused(path: &std::path::Path) -> Error {
+    Error::UnsafePath {
+        path: path.to_path_buf(),
+        reason: crate::fs::open::SYMLINK_REFUSED,
     }
 }
 

@@ -16,8 +16,9 @@ use notify::event::{CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::handle::Store;
+use super::layout::Layout;
 use crate::error::Error;
-use crate::format::{self, Reads};
+use crate::format;
 use crate::id::SessionId;
 
 /// What happened to a session.
@@ -71,9 +72,9 @@ impl Store {
     pub fn watch(&self) -> Result<Watch, Error> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let sessions = self.shared.layout.sessions_root().to_path_buf();
-        let reads = self.shared.layout.reads();
+        let layout = self.shared.layout.clone();
         let start_err = |e: notify::Error| Error::io("watch", &sessions, std::io::Error::other(e));
-        let mut watcher = notify::recommended_watcher(move |event| translate(&tx, reads, event))
+        let mut watcher = notify::recommended_watcher(move |event| translate(&tx, &layout, event))
             .map_err(start_err)?;
         watcher
             .watch(&sessions, RecursiveMode::Recursive)
@@ -87,7 +88,7 @@ impl Store {
 
 fn translate(
     tx: &Sender<Result<Change, Error>>,
-    reads: Reads,
+    layout: &Layout,
     event: notify::Result<notify::Event>,
 ) {
     let event = match event {
@@ -124,7 +125,12 @@ fn translate(
         };
         let change = if appeared {
             // Gone again already, or unreadable: nothing reliable to report as a write.
-            let Ok(Some(header)) = format::read_header(path, reads) else {
+            // Read beneath the store's root like every other read (a path outside it is no
+            // session of ours).
+            let Some(path) = layout.beneath(path) else {
+                continue;
+            };
+            let Ok(Some(header)) = format::read_header(&path, layout.reads()) else {
                 continue;
             };
             Change {

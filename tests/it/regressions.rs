@@ -106,7 +106,8 @@ fn extreme_settings_do_not_panic() {
     );
 }
 
-/// One bad leftover does not stop tidy (or close): it is counted, the rest is cleaned.
+/// One bad leftover does not stop tidy (or close): it is refused (named, left alone), the rest
+/// is cleaned.
 #[test]
 fn tidy_goes_on_past_an_entry_it_cannot_remove() {
     let ts = TestStore::new();
@@ -114,12 +115,14 @@ fn tidy_goes_on_past_an_entry_it_cannot_remove() {
     let shard = ts.store.session_path(&id).parent().unwrap().to_path_buf();
     std::fs::create_dir(shard.join(format!(".{id}.dir.tmp"))).unwrap();
     std::fs::write(shard.join(format!(".{id}.stale.tmp")), b"x").unwrap();
+    let dir_temp = shard.join(format!(".{id}.dir.tmp"));
     let report = ts.store.tidy().unwrap();
-    assert_eq!(report.failed, 1);
-    assert_eq!(report.temp_files_removed, 1);
-    assert!(shard.join(format!(".{id}.dir.tmp")).is_dir(), "left alone");
+    let refused: Vec<_> = report.refused.iter().map(|r| r.path.clone()).collect();
+    assert_eq!(refused, std::slice::from_ref(&dir_temp));
+    assert_eq!((report.failed, report.temp_files_removed), (0, 1));
+    assert!(dir_temp.is_dir(), "left alone");
     let report = Store::open(&ts.dir).unwrap().close().unwrap();
-    assert_eq!((report.failed, report.temp_files_removed), (1, 0));
+    assert_eq!((report.refused.len(), report.temp_files_removed), (1, 0));
 }
 
 /// Sessions larger than the first read buffer round-trip (the buffer is sized from the header).

@@ -173,3 +173,86 @@ fn stats_of_an_empty_store() {
     assert_eq!(v["shard_max"], 0, "{v}");
     assert_eq!(v["shard_mean"], 0.0, "{v}");
 }
+
+/// A path gc or tidy will not go through (a symlink planted where the store keeps its own
+/// files or directories) is reported by both, with its path, in the text and JSON output, and
+/// makes both exit 2 (issue 19: gc said nothing and exited 0, tidy counted an unnamed failure
+/// and printed nothing about it).
+#[test]
+fn gc_and_tidy_report_refused_paths_and_exit_2() {
+    let env = Env::new();
+    let outside = tempfile::tempdir().unwrap();
+    let bait = outside.path().join("bait");
+    std::fs::write(&bait, b"keep").unwrap();
+    // A session whose lock file is a symlink (gc must lock it to delete it), and a lock-file
+    // name planted for an id that has no session (tidy judges it as an orphaned lock).
+    let held_out = env.session(1);
+    let lock = env.store.lock_path(&held_out);
+    #[allow(clippy::disallowed_methods)] // planting the symlink in place of the lock file
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink(&bait, &lock).unwrap();
+    let stray = env.session(2);
+    assert!(env.store.delete(&stray).unwrap());
+    let stray_lock = env.store.lock_path(&stray);
+    std::os::unix::fs::symlink(&bait, &stray_lock).unwrap();
+    crate::common::age_past(std::time::Duration::from_millis(10));
+
+    let gc = env.run("gc", &["--idle", "1ms"]);
+    gc.expect_code(2);
+    assert!(
+        gc.stdout.contains(&format!("refused {}", lock.display())),
+        "{gc:?}"
+    );
+    assert!(gc.stderr.contains("refused 1 path(s)"), "{gc:?}");
+    let v = env.run("gc", &["--idle", "1ms", "--json"]);
+    v.expect_code(2);
+    let v = v.json_one();
+    assert_eq!(v["refused"][0]["path"], lock.display().to_string(), "{v}");
+    assert_eq!(v["damaged"], 0, "{v}");
+
+    // tidy judges only lock files without a session: the stray one.
+    let tidy = env.run("tidy", &[]);
+    tidy.expect_code(2);
+    assert!(
+        tidy.stdout
+            .contains(&format!("refused {}", stray_lock.display())),
+        "{tidy:?}"
+    );
+    assert!(!tidy.stdout.contains("could not be judged"), "{tidy:?}");
+    let v = env.run("tidy", &["--json"]);
+    v.expect_code(2);
+    let v = v.json_one();
+    assert_eq!(
+        v["refused"][0]["path"],
+        stray_lock.display().to_string(),
+        "{v}"
+    );
+    assert_eq!(v["refused"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["failed"], 0, "{v}");
+    // Nothing was followed, nothing removed.
+    assert_eq!(std::fs::read(&bait).unwrap(), b"keep");
+    assert!(std::fs::symlink_metadata(&lock).unwrap().is_symlink());
+    assert!(std::fs::symlink_metadata(&stray_lock).unwrap().is_symlink());
+}
+
+/// A shard directory replaced by a symlink: every command that opens the store refuses it,
+/// gc and tidy alike, naming the shard, exit 2.
+#[test]
+fn gc_and_tidy_agree_on_a_swapped_shard() {
+    let env = Env::new();
+    let id = env.session(1);
+    let shard = env.store.session_path(&id).parent().unwrap().to_path_buf();
+    let outside = tempfile::tempdir().unwrap();
+    #[allow(clippy::disallowed_methods)] // the attack: the shard moved aside
+    std::fs::rename(&shard, outside.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("moved"), &shard).unwrap();
+    for command in ["gc", "tidy"] {
+        let out = env.run(command, &[]);
+        out.expect_code(2);
+        assert!(
+            out.stderr.contains(&shard.display().to_string()) && out.stderr.contains("symlink"),
+            "{command}: {out:?}"
+        );
+    }
+    assert!(outside.path().join("moved").join(id.as_str()).exists());
+}

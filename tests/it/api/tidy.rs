@@ -52,6 +52,7 @@ fn tidy_removes_orphan_locks_and_dead_writers_temp_files_only() {
             skipped_busy: 1,
             bytes_freed: 150,
             failed: 0,
+            refused: vec![],
         }
     );
     assert!(entry_state(&orphan).is_none());
@@ -77,6 +78,7 @@ fn tidy_removes_orphan_locks_and_dead_writers_temp_files_only() {
             skipped_busy: 0,
             bytes_freed: 30,
             failed: 0,
+            refused: vec![],
         }
     );
     assert_eq!(store.tidy().unwrap(), TidyReport::default());
@@ -112,6 +114,7 @@ fn close_returns_the_tidy_report() {
             skipped_busy: 0,
             bytes_freed: 77,
             failed: 0,
+            refused: vec![],
         }
     );
     assert!(entry_state(&temp).is_none());

@@ -446,18 +446,47 @@ fn builder(dir: &Path) -> sessiondir::StoreBuilder {
         .lock_timeout(Duration::from_secs(2))
 }
 
-fn gc_line(r: GcReport) -> String {
+/// A gc report as a transcript entry; refused paths (if any) relative to the world, each
+/// checked to name its path.
+fn gc_line(w: &World, r: GcReport) -> String {
     format!(
-        "ok scanned={} deleted={} busy={} damaged={}",
-        r.scanned, r.deleted, r.skipped_busy, r.damaged
+        "ok scanned={} deleted={} busy={} damaged={}{}",
+        r.scanned,
+        r.deleted,
+        r.skipped_busy,
+        r.damaged,
+        refused_part(w, &r.refused)
     )
 }
 
-fn tidy_line(r: TidyReport) -> String {
+fn tidy_line(w: &World, r: TidyReport) -> String {
     format!(
-        "ok temps={} orphan_locks={} busy={} failed={}",
-        r.temp_files_removed, r.orphan_locks_removed, r.skipped_busy, r.failed
+        "ok temps={} orphan_locks={} busy={} failed={}{}",
+        r.temp_files_removed,
+        r.orphan_locks_removed,
+        r.skipped_busy,
+        r.failed,
+        refused_part(w, &r.refused)
     )
+}
+
+fn refused_part(w: &World, refused: &[sessiondir::Refused]) -> String {
+    if refused.is_empty() {
+        return String::new();
+    }
+    // Sorted: tidy meets them in directory order, which differs between file systems.
+    let mut paths: Vec<String> = refused
+        .iter()
+        .map(|r| {
+            assert!(
+                r.to_string().contains(&r.path.display().to_string()),
+                "{r:?}"
+            );
+            w.rel(&r.path)
+        })
+        .collect();
+    paths.sort();
+    format!(" refused={}", paths.join(","))
 }
 
 /// A transcript under construction: one "operation: outcome" line per operation.
@@ -543,20 +572,22 @@ fn run_everything(w: &mut World, store: &Store, reopen_at: &Path) -> Vec<String>
     t.add(w, &format!("delete {}", w.sym(&target)), r, |b| {
         format!("ok {b}")
     });
-    t.add(w, "delete_expired", store.delete_expired(), gc_line);
+    t.add(w, "delete_expired", store.delete_expired(), |r| {
+        gc_line(w, r)
+    });
     after_the_last_write();
     t.add(
         w,
         "delete_idle(0)",
         store.delete_idle(Duration::ZERO),
-        gc_line,
+        |r| gc_line(w, r),
     );
     let r: Result<Vec<SessionId>, Error> = store.ids().collect();
     t.add(w, "ids after gc", r, |ids| format!("ok {:?}", w.syms(&ids)));
-    t.add(w, "tidy", store.tidy(), tidy_line);
+    t.add(w, "tidy", store.tidy(), |r| tidy_line(w, r));
     let stats = store.lock_stats();
     t.0.push(format!("lock_stats: ok timeouts={}", stats.timeouts));
-    t.add(w, "close", store.clone().close(), tidy_line);
+    t.add(w, "close", store.clone().close(), |r| tidy_line(w, r));
     t.add(w, "reopen", builder(reopen_at).open(), ok);
     t.0
 }
