@@ -10,7 +10,7 @@
 //! |---|---|
 //! | 0 | success (also when stdout is closed early, e.g. `sessiondir ls \| head`) |
 //! | 1 | the session does not exist (or has expired, or was deleted) |
-//! | 2 | usage error, invalid input (a bad id), I/O error, damaged data, not a store |
+//! | 2 | usage error, invalid input (a bad id), I/O error, damaged data, not a store, a path gc or tidy refused |
 //! | 3 | the session is held by someone else (lock timeout) |
 //! | 4 | `bench`: verification failed (lost updates, corrupt sessions, leftover files) |
 
