@@ -233,7 +233,7 @@ impl Store {
 }
 
 /// Names in a directory that are valid UTF-8 (all of ours are); streaming from the OS.
-fn list(dir: &Path) -> Result<Vec<String>, Error> {
+pub(super) fn list(dir: &Path) -> Result<Vec<String>, Error> {
     netfs::retry_stale(|| {
         let entries = fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
         let mut names = Vec::new();
