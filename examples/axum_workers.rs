@@ -13,7 +13,12 @@
 //!   answers its new value: concurrent requests of one visitor, to any worker, never lose an
 //!   increment;
 //! * `GET /peek` answers the counter from a lock-free snapshot ([`SessionRef`]), without
-//!   waiting for a writer.
+//!   waiting for a writer;
+//! * `GET /logout` deletes the session ([`SessionMut::delete`]) and removes the cookie.
+//!
+//! Each worker also runs a [`GcTask`] that deletes expired sessions every minute (sessions
+//! here expire after 30 idle minutes) and logs its passes through `tracing` (no subscriber is
+//! installed here, so they go nowhere).
 //!
 //! Try it with one cookie jar against all the workers:
 //!
@@ -31,10 +36,11 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use sessiondir::axum::{SessionLayer, SessionMut, SessionRef};
+use sessiondir::axum::{GcTask, SessionLayer, SessionMut, SessionRef, SessionRejection};
 use sessiondir::{Dict, Store};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -109,7 +115,7 @@ fn parent(args: &[String]) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
@@ -130,7 +136,7 @@ fn parent(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// One worker process: the two routes, on its port, until its parent goes away.
+/// One worker process: the three routes and the gc task, on its port, until its parent goes away.
 fn worker(args: &[String]) -> Result<()> {
     let dir = flag(args, "--dir").ok_or("worker: --dir is required")?;
     let port = number(args, "--port", 3000)?;
@@ -141,16 +147,20 @@ fn worker(args: &[String]) -> Result<()> {
         std::process::exit(0);
     });
 
-    let store = Store::open(&dir)?;
+    let store = Store::builder(&dir)
+        .idle_expiry(Duration::from_secs(30 * 60))
+        .open()?;
     let app = Router::new()
         .route("/", get(count))
         .route("/peek", get(peek))
-        .layer(SessionLayer::<Dict>::new(store).secure(false)); // plain HTTP here
+        .route("/logout", get(logout))
+        .layer(SessionLayer::<Dict>::new(store.clone()).secure(false)); // plain HTTP here
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let _gc = GcTask::spawn(store, Duration::from_secs(60)); // lives as long as the server
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let socket = tokio::net::TcpSocket::new_v4()?;
         socket.set_reuseaddr(true)?; // restart at once after Ctrl-C
@@ -168,6 +178,14 @@ async fn count(mut session: SessionMut<Dict>) -> String {
         Ok(n) => format!("{n}\n"),
         Err(e) => format!("the counter is not a number: {e}\n"),
     }
+}
+
+/// Logout: deleted under this request's check-out; the response removes the cookie.
+async fn logout(session: SessionMut<Dict>) -> std::result::Result<&'static str, SessionRejection> {
+    Ok(match session.delete().await? {
+        true => "logged out\n",
+        false => "there was no session\n",
+    })
 }
 
 /// A lock-free snapshot: answers at once, even while another request holds the session.

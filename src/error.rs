@@ -275,6 +275,8 @@ pub enum Corruption {
     },
     /// The path is not a regular file (a directory, a socket, ...).
     NotAFile,
+    /// A forwarding record (design §3.6) whose checksum holds names no valid session id.
+    InvalidId,
 }
 
 impl fmt::Display for Corruption {
@@ -294,6 +296,7 @@ impl fmt::Display for Corruption {
                 "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
             ),
             Corruption::NotAFile => f.write_str("not a regular file"),
+            Corruption::InvalidId => f.write_str("the forwarding record names no valid id"),
         }
     }
 }

@@ -6,6 +6,25 @@ use crate::format::{self, HEADER_LEN, Header};
 use crate::id::SessionId;
 use crate::settings::Expiry;
 
+/// Where [`Store::cycle_id`](crate::Store::cycle_id) moved a session: the short-lived record
+/// it leaves under the old id ([`Store::forwarded`](crate::Store::forwarded), design §3.6).
+///
+/// Following it is safe only for a request that presented the old id *before* `cycled` (it
+/// was then the session's id, and the request had the session): a request arriving later with
+/// the old id may carry a stolen or planted cookie, and must be treated as having no session.
+/// Even a follower must not be told the new id (in a cookie, say): the axum layer follows only
+/// under both rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// The session's new id.
+    pub to: SessionId,
+    /// When the id was cycled (the clock of the machine that cycled it, to the millisecond).
+    pub cycled: SystemTime,
+    /// When the record stops being valid ([`FORWARD_LIFETIME`](crate::FORWARD_LIFETIME) after
+    /// `cycled`).
+    pub expires: SystemTime,
+}
+
 /// A session's metadata, read from the 64-byte header alone (no payload is decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {

@@ -159,10 +159,13 @@ pub use error::{Corruption, Error};
 pub use format::{FORMAT_VERSION, HEADER_LEN};
 pub use fs::{FileSystem, file_system};
 pub use id::SessionId;
-pub use info::{SessionInfo, Snapshot};
+pub use info::{Forward, SessionInfo, Snapshot};
 pub use observer::{AcquiredBy, Acquisition, LockStats, Observer};
 pub use settings::{Durability, Expiry};
-pub use store::{Change, ChangeKind, GcPolicy, SessionIds, Store, StoreBuilder, TidyReport, Watch};
+pub use store::{
+    Change, ChangeKind, FORWARD_LIFETIME, GcPolicy, SessionIds, Store, StoreBuilder, TidyReport,
+    Watch,
+};
 
 /// A session checked out for exclusive use: [`backend::Checkout`], with the directory
 /// [`Store`] as its default backend. `Checkout<T>` is a check-out of the session directory;

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::id::SessionId;
-use crate::info::{SessionInfo, Snapshot};
+use crate::info::{Forward, SessionInfo, Snapshot};
 use crate::observer::LockStats;
 use crate::settings::Expiry;
 
@@ -72,6 +72,17 @@ pub trait Backend: Clone + Send + Sync + 'static + sealed::Sealed {
     fn delete(&self, id: &SessionId) -> Result<bool, Error>;
     /// See [`Store::cycle_id`](crate::Store::cycle_id).
     fn cycle_id(&self, id: &SessionId) -> Result<SessionId, Error>;
+    /// See [`Store::forwarded`](crate::Store::forwarded). The Redis backend leaves no
+    /// forwarding records (yet): `Ok(None)`.
+    fn forwarded(&self, id: &SessionId) -> Result<Option<Forward>, Error> {
+        let _ = id;
+        Ok(None)
+    }
+    /// See [`Store::delete_expired_forwards`](crate::Store::delete_expired_forwards); `Ok(0)`
+    /// where there are none (Redis).
+    fn delete_expired_forwards(&self) -> Result<u64, Error> {
+        Ok(0)
+    }
     /// See [`Store::touch`](crate::Store::touch).
     fn touch(&self, id: &SessionId) -> Result<SessionInfo, Error>;
     /// See [`Store::set_expiry`](crate::Store::set_expiry).

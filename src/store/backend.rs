@@ -12,7 +12,7 @@ use super::walk::SessionIds;
 use crate::backend::{Backend, Checkout, GcReport, sealed};
 use crate::error::Error;
 use crate::id::SessionId;
-use crate::info::{SessionInfo, Snapshot};
+use crate::info::{Forward, SessionInfo, Snapshot};
 use crate::observer::LockStats;
 use crate::settings::Expiry;
 
@@ -66,6 +66,12 @@ impl Backend for Store {
     }
     fn cycle_id(&self, id: &SessionId) -> Result<SessionId, Error> {
         Store::cycle_id(self, id)
+    }
+    fn forwarded(&self, id: &SessionId) -> Result<Option<Forward>, Error> {
+        Store::forwarded(self, id)
+    }
+    fn delete_expired_forwards(&self) -> Result<u64, Error> {
+        Store::delete_expired_forwards(self)
     }
     fn touch(&self, id: &SessionId) -> Result<SessionInfo, Error> {
         Store::touch(self, id)

@@ -250,17 +250,27 @@ impl Locked {
                 continue; // taken, or tidy took the fresh lock file: draw another id
             };
             let new_data_path = shared.layout.data_path(&new_id);
+            // The forwarding record goes first (store/forward.rs): whoever finds the old
+            // session file gone finds it. Undone if the move fails.
+            if let Err(e) = self.store.write_forward(&self.id, &new_id) {
+                let _ = atomic::remove(new_held.path(), shared.config.durability);
+                return Err(e);
+            }
+            let undo = |store: &Store, id: &SessionId| {
+                store.remove_forward(id);
+                let _ = atomic::remove(new_held.path(), shared.config.durability);
+            };
             // Only a holder of new_id's lock writes new_data_path, and that is us: the rename
             // cannot clobber anything.
             let unsynced =
                 match atomic::rename(&self.data_path, &new_data_path, shared.config.durability) {
                     Ok(true) => None,
                     Ok(false) => {
-                        let _ = atomic::remove(new_held.path(), shared.config.durability);
+                        undo(&self.store, &self.id);
                         return Err(self.vanished());
                     }
                     Err(atomic::Failure::Before(e)) => {
-                        let _ = atomic::remove(new_held.path(), shared.config.durability);
+                        undo(&self.store, &self.id);
                         return Err(e);
                     }
                     // Moved, but the directory sync failed: carry on under the new id, then report.

@@ -9,6 +9,7 @@
 //! * [`layout`]: where everything lives in the directory, and creating it safely;
 //! * [`sessions`]: create, the lock-free reads, check-out, delete, cycle, touch;
 //! * [`locked`]: the held check-out and every write made under its lock;
+//! * [`forward`]: the short-lived records `cycle_id` leaves under the old id;
 //! * [`backend`]: `Store` behind the [`Backend`](crate::Backend) trait;
 //! * [`walk`], [`gc`], [`tidy`], [`watch`]: listing, garbage collection, clean-up of crashed
 //!   writers' leftovers, and change events.
@@ -16,6 +17,7 @@
 mod backend;
 mod builder;
 mod config;
+mod forward;
 mod gc;
 mod handle;
 mod layout;
@@ -26,6 +28,7 @@ mod walk;
 mod watch;
 
 pub use builder::StoreBuilder;
+pub use forward::FORWARD_LIFETIME;
 pub use gc::GcPolicy;
 pub use handle::Store;
 pub use tidy::TidyReport;

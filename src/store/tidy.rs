@@ -252,7 +252,7 @@ impl TidyReport {
 
 /// Names in a directory that are valid UTF-8 (all of ours are), the directory opened beneath
 /// the store's root through no symlink.
-fn list(dir: &StorePath) -> Result<Vec<String>, Error> {
+pub(super) fn list(dir: &StorePath) -> Result<Vec<String>, Error> {
     netfs::retry_stale(|| {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
         let opened = match dir.open(flags, 0) {

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -61,6 +61,9 @@ fn routes() -> Router<Store> {
         .route("/big", get(big))
         .route("/login", get(login))
         .route("/login-then-fail", get(login_then_fail))
+        .route("/logout", get(logout))
+        .route("/logout-then-fail", get(logout_then_fail))
+        .route("/logout-then-count", get(logout_then_count))
         .route(
             "/twice",
             get(twice).route_layer(from_fn(count_in_middleware)),
@@ -156,6 +159,28 @@ async fn login_then_fail(mut session: SessionMut) -> Result<StatusCode, SessionR
     session.cycle_id().await?;
     session.insert("user", "mallory");
     Ok(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Logout: deletes the session; answers whether there was one.
+async fn logout(session: SessionMut) -> Result<String, SessionRejection> {
+    Ok(session.delete().await?.to_string())
+}
+
+/// Deletes the session, then answers an error: the deletion stands all the same.
+async fn logout_then_fail(session: SessionMut) -> Result<StatusCode, SessionRejection> {
+    session.delete().await?;
+    Ok(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Deletes the session, then counts in a fresh one (taken again in the same request).
+async fn logout_then_count(
+    session: SessionMut,
+    request: Request,
+) -> Result<String, SessionRejection> {
+    session.delete().await?;
+    let (mut parts, _) = request.into_parts();
+    let mut fresh = SessionMut::<Dict>::from_request_parts(&mut parts, &()).await?;
+    Ok(bump(&mut fresh).to_string())
 }
 
 /// A middleware and its handler both take the session: one check-out serves both.

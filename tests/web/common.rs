@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sessiondir::SessionId;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sessiondir::{Observer, SessionId};
 
 #[cfg(feature = "redis")]
 pub use crate::support::redis::RedisServer;
@@ -50,6 +52,22 @@ impl TestStore {
     }
 }
 
+/// Counts check-outs that found their session held and started to wait (a store's observer).
+#[derive(Default)]
+pub struct Waits(pub AtomicUsize);
+
+impl Waits {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Observer for Waits {
+    fn waiting(&self, _id: &SessionId) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// An axum app served in this process on 127.0.0.1 (a port of the OS's choosing), on its own
 /// Tokio runtime; shut down on drop.
 pub struct Server {
@@ -77,6 +95,11 @@ impl Server {
 
     pub fn client(&self) -> Client {
         Client::new(self.addr.port())
+    }
+
+    /// The server's runtime (to spawn tasks beside the app, or wait for one).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives until drop")
     }
 }
 

@@ -25,6 +25,13 @@ mod outcomes;
 mod reads;
 // cycle_id: new id, new cookie, old id gone.
 mod cycle;
+// The login race: requests in flight across a cycle_id follow it and never clear the new
+// cookie; requests arriving later with the old cookie are not let in.
+mod login_race;
+// Logout: SessionMut::delete removes the session and the cookie.
+mod logout;
+// GcTask: expired sessions deleted on an interval, reports logged, stopped with the app.
+mod gc_task;
 // The same layer over the Redis backend (feature `redis`), against a real redis-server.
 #[cfg(feature = "redis")]
 mod redis;

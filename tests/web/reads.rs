@@ -2,26 +2,16 @@
 //! holder (here a thread of the test) keeps the session checked out, and writers queue.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sessiondir::{Dict, Observer, SessionId, Store};
+use sessiondir::{Dict, Store};
 
 use crate::app;
-use crate::common::{Server, TestStore, wait_until};
+use crate::common::{Server, TestStore, Waits, wait_until};
 
 /// Far above how long a read may take: a read that waited for the holder would hit it.
 const READ_BOUND: Duration = Duration::from_secs(2);
-
-/// Counts check-outs that found their session held and started to wait.
-#[derive(Default)]
-struct Waits(AtomicUsize);
-
-impl Observer for Waits {
-    fn waiting(&self, _id: &SessionId) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 #[test]
 fn reads_complete_while_a_writer_holds_the_session() {

@@ -13,6 +13,7 @@ use crate::{Backend, Checkout, Dict, Error, Expiry, SessionId, SessionInfo, Stor
 
 use super::SessionData;
 use super::cookie::{Presented, max_age};
+use super::forward::{Gone, MAX_HOPS, gone};
 use super::rejection::SessionRejection;
 use super::slot::{Entry, Fresh, Slot, blocking};
 
@@ -96,6 +97,36 @@ impl<T, B: Backend> SessionMut<T, B> {
     }
 }
 
+impl<T: Send + 'static, B: Backend> SessionMut<T, B> {
+    /// Deletes the session now, under the lock this request holds (logout), whatever the
+    /// response will be: the response removes the cookie (`Max-Age=0`), and requests of any
+    /// process waiting for the session get a fresh one. `Ok(false)`: the session was fresh
+    /// (nothing on disk, nothing deleted).
+    ///
+    /// A later `SessionMut` in the same request gets a fresh session; if the handler writes to
+    /// it, the response sets its cookie instead of removing the old one.
+    ///
+    /// Errors as [`Checkout::delete`]'s: a lock file removed from the store by hand while held
+    /// ([`Error::LockLost`], nothing deleted), an I/O error; the session is then released.
+    /// If this future is dropped before it completes, the deletion still happens, but the
+    /// response may not remove the cookie (the next request with it then does).
+    pub async fn delete(mut self) -> Result<bool, SessionRejection> {
+        let Entry::CheckedOut(c) = self.entry.take().expect(LOST) else {
+            return Ok(false);
+        };
+        match blocking(move || c.delete()).await? {
+            Ok(()) => {
+                let mut state = self.slot.state();
+                state.deleted = true;
+                state.presented_dead = true;
+                state.cycled = None;
+                Ok(true)
+            }
+            Err(e) => Err(SessionRejection::from_store(e, &self.slot)),
+        }
+    }
+}
+
 impl<T: SessionData, B: Backend> SessionMut<T, B> {
     /// Gives the session a new id, keeping its data and the check-out (call it when the user
     /// logs in or gains privileges: defence against session fixation). The old id stops
@@ -106,7 +137,17 @@ impl<T: SessionData, B: Backend> SessionMut<T, B> {
     ///
     /// Not cancel-safe: if this future is dropped before it completes, the session is released
     /// without writing and using this `SessionMut` afterwards panics.
+    ///
+    /// The old id leaves a forwarding record for a minute ([`Store::forwarded`]): requests of
+    /// this visitor already in flight with the old cookie follow it to the session and answer
+    /// without touching the cookie, so none of them undoes the login in the browser; requests
+    /// arriving later with the old id are not let in. A request that reached its session
+    /// that way cannot cycle it: [`SessionRejection::Moved`].
     pub async fn cycle_id(&mut self) -> Result<SessionId, SessionRejection> {
+        if self.slot.state().follows && matches!(self.entry(), Entry::CheckedOut(_)) {
+            // Reached through a forwarding record: this response may not tell an id.
+            return Err(SessionRejection::Moved);
+        }
         let entry = self.entry.take().expect(LOST);
         let store = self.slot.store.clone();
         let (entry, result) = blocking(move || match entry {
@@ -223,21 +264,36 @@ where
     }
 }
 
-/// The first check-out of the request: the presented id's session, or a fresh one if there is
-/// no such live session.
+/// The first check-out of the request: the presented id's session, or, if a login moved it
+/// while this request was in flight, the session under its new id (`super::forward`), or a
+/// fresh one if there is no such live session.
 async fn check_out<T: SessionData, B: Backend>(
     slot: &Slot<T, B>,
-    id: SessionId,
+    presented: SessionId,
 ) -> Result<Entry<T, B>, SessionRejection> {
-    let store = slot.store.clone();
-    match blocking(move || store.checkout::<T>(&id)).await? {
-        Ok(c) => Ok(Entry::CheckedOut(c)),
-        Err(e) if e.is_gone() => {
-            slot.state().presented_dead = true;
-            Ok(Entry::Fresh(Fresh::new()))
+    let mut id = presented;
+    for hops in 0..=MAX_HOPS {
+        let store = slot.store.clone();
+        match blocking(move || store.checkout::<T>(&id)).await? {
+            Ok(c) => {
+                slot.state().follows = hops > 0;
+                return Ok(Entry::CheckedOut(c));
+            }
+            Err(e) if e.is_gone() => {}
+            Err(e) => return Err(SessionRejection::from_store(e, slot)),
         }
-        Err(e) => Err(SessionRejection::from_store(e, slot)),
+        match gone(slot, id).await? {
+            Gone::Follow(to) => id = to,
+            Gone::Moved if hops == 0 => {
+                slot.state().moved = true;
+                return Err(SessionRejection::Moved);
+            }
+            // Dead (or, at the end of a chain, a session deleted or expired since).
+            Gone::Moved | Gone::Dead => break,
+        }
     }
+    slot.state().presented_dead = true;
+    Ok(Entry::Fresh(Fresh::new()))
 }
 
 /// A lock-free snapshot of the request's session: the last checked-in version, read without
@@ -315,20 +371,34 @@ where
         if slot.state().presented_dead {
             return Ok(fresh);
         }
-        let store = slot.store.clone();
-        // A session can be up to the store's maximum size: decode it off the executor.
-        match blocking(move || store.snapshot::<T>(&id)).await? {
-            Ok(Some(s)) => Ok(SessionRef {
-                data: s.data,
-                info: Some(s.info),
-                _backend: PhantomData,
-            }),
-            Ok(None) => {
-                slot.state().presented_dead = true;
-                Ok(fresh)
+        let mut id = id;
+        for hops in 0..=MAX_HOPS {
+            let store = slot.store.clone();
+            // A session can be up to the store's maximum size: decode it off the executor.
+            match blocking(move || store.snapshot::<T>(&id)).await? {
+                Ok(Some(s)) => {
+                    return Ok(SessionRef {
+                        data: s.data,
+                        info: Some(s.info),
+                        _backend: PhantomData,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => return Err(SessionRejection::from_store(e, &slot)),
             }
-            Err(e) => Err(SessionRejection::from_store(e, &slot)),
+            // Gone: moved by a login while this request was in flight (follow it), before
+            // it arrived (no session, and the client's newer cookie stays), or dead.
+            match gone(&slot, id).await? {
+                Gone::Follow(to) => id = to,
+                Gone::Moved if hops == 0 => {
+                    slot.state().moved = true;
+                    return Ok(fresh);
+                }
+                Gone::Moved | Gone::Dead => break,
+            }
         }
+        slot.state().presented_dead = true;
+        Ok(fresh)
     }
 }
 

@@ -254,12 +254,15 @@ async fn settle<T: SessionData, B: Backend>(
     slot: Arc<Slot<T, B>>,
     mut response: Response,
 ) -> Response {
-    let (entry, cycled, dead) = {
+    let (entry, cycled, dead, follows, moved, deleted) = {
         let mut state = slot.state();
         (
             state.parked.take(),
             state.cycled.take(),
             state.presented_dead,
+            state.follows,
+            state.moved,
+            state.deleted,
         )
     };
     let status = response.status();
@@ -270,8 +273,10 @@ async fn settle<T: SessionData, B: Backend>(
     };
     // Whether the client must be told an id: a new one, a moved one, or its own again to
     // slide the cookie's lifetime along with the session's.
+    // Never for a session reached through a forwarding record (the request was in flight
+    // across a login): only the login's own response tells the new id (see `forward`).
     let tell = |id: SessionId, age: Option<Duration>, saved: bool| {
-        (Some(id) != presented || (saved && age.is_some())).then_some((id, age))
+        (!follows && (Some(id) != presented || (saved && age.is_some()))).then_some((id, age))
     };
 
     let (cookie, failure) = match entry {
@@ -323,8 +328,12 @@ async fn settle<T: SessionData, B: Backend>(
     let cookies = &slot.settings.cookie;
     let header = match cookie {
         Some((id, age)) => cookies.set(&id, age),
-        // An id that is not a live session is never adopted; make the client forget it.
-        None if slot.presented == Presented::Invalid || dead => cookies.removal(),
+        // An id that is not a live session is never adopted; make the client forget it,
+        // unless a login moved it before this request arrived: the client then holds a newer
+        // cookie, which a removal would clear too (design §11, the login race).
+        None if deleted || (!moved && (slot.presented == Presented::Invalid || dead)) => {
+            cookies.removal()
+        }
         None => return response,
     };
     match header {

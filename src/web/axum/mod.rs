@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
-//! use sessiondir::axum::{SessionLayer, SessionMut, SessionRef};
+//! use sessiondir::axum::{GcTask, SessionLayer, SessionMut, SessionRef, SessionRejection};
 //! use sessiondir::{Dict, Store};
 //!
 //! // Exclusive: checked out now, checked in when the handler returns 2xx/3xx.
@@ -25,11 +25,20 @@
 //!     session.get_i64("counter").unwrap_or(0).to_string()
 //! }
 //!
+//! // Logout: deleted under the request's check-out; the response removes the cookie.
+//! async fn logout(session: SessionMut<Dict>) -> Result<&'static str, SessionRejection> {
+//!     session.delete().await?;
+//!     Ok("bye")
+//! }
+//!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Store::open("/var/lib/myapp/sessions")?;
+//! // Expired sessions deleted every 10 minutes, no cron; stops with `_gc`.
+//! let _gc = GcTask::spawn(store.clone(), std::time::Duration::from_secs(600));
 //! let app = Router::new()
 //!     .route("/", get(count))
 //!     .route("/peek", get(peek))
+//!     .route("/logout", get(logout))
 //!     .layer(SessionLayer::<Dict>::new(store));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await?;
@@ -73,6 +82,26 @@
 //!    every check-in of a session that expires (so the cookie's lifetime slides with the
 //!    session's). It removes the client's cookie (`Max-Age=0`) when it was not a well-formed
 //!    id, or named no live session and nothing new was created.
+//!
+//! 6. [`SessionMut::delete`] (logout) deletes the session at once, whatever the status, and the
+//!    response removes the cookie.
+//!
+//! # The login race
+//!
+//! [`SessionMut::cycle_id`] leaves a forwarding record under the old id for a minute
+//! ([`Store::forwarded`](crate::Store::forwarded)). A request that arrived *before* the cycle
+//! with the old cookie (a page's XHR, a second tab) follows it: it reads or checks out the
+//! session under its new id, and its response sets no cookie, so it neither removes the new
+//! cookie nor replaces it, and only the login's response ever tells the new id. A request
+//! arriving *after* the cycle with the old id is not let in (it may carry a stolen or planted
+//! cookie): [`SessionRef`] sees an empty session, [`SessionMut`] is refused with
+//! [`SessionRejection::Moved`] (409), and neither touches the cookie. Over Redis no record is
+//! left yet, and the race remains.
+//!
+//! # Expired sessions
+//!
+//! [`GcTask`] deletes expired sessions on an interval from a Tokio task of the application,
+//! logs each pass through `tracing`, and stops with the application.
 //!
 //! [`SessionRef<T>`] is the read-only extractor: a lock-free snapshot of the last checked-in
 //! version. It never waits, even while another request holds the session, so pages that only
@@ -133,12 +162,15 @@
 
 mod cookie;
 mod extract;
+mod forward;
+mod gc;
 mod layer;
 mod rejection;
 mod slot;
 
 pub use cookie::SameSite;
 pub use extract::{SessionMut, SessionRef};
+pub use gc::{GcPass, GcTask};
 pub use layer::{CheckinFailed, SessionLayer, SessionService};
 pub use rejection::SessionRejection;
 

@@ -38,6 +38,13 @@ pub enum SessionRejection {
         /// The store's error.
         error: Error,
     },
+    /// The request presented an id that a login ([`SessionMut::cycle_id`](super::SessionMut::cycle_id))
+    /// moved to a new id before the request arrived, so it may not have the session (it may
+    /// carry a stolen or planted cookie), and handing it a fresh session would replace the
+    /// client's newer cookie: 409 Conflict, no cookie. Also refused: `cycle_id` on a session
+    /// this request reached through a forwarding record (its response may not tell the new
+    /// id). A browser racing its own login simply retries with the new cookie.
+    Moved,
     /// The blocking task running the store call panicked or the runtime is shutting down: 500.
     TaskFailed,
 }
@@ -77,6 +84,9 @@ impl fmt::Display for SessionRejection {
             SessionRejection::Unavailable { error, .. } | SessionRejection::Store { error } => {
                 write!(f, "session unavailable: {error}")
             }
+            SessionRejection::Moved => {
+                f.write_str("the session moved to a new id before this request arrived")
+            }
             SessionRejection::TaskFailed => f.write_str("the blocking session task failed"),
         }
     }
@@ -95,6 +105,11 @@ impl IntoResponse for SessionRejection {
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(RETRY_AFTER, retry_after_seconds(retry_after).to_string())],
                 "the session is busy; retry later\n",
+            )
+                .into_response(),
+            SessionRejection::Moved => (
+                StatusCode::CONFLICT,
+                "the session moved to a new id (a login); retry\n",
             )
                 .into_response(),
             _ => (

@@ -10,7 +10,7 @@
 //! check-out: released without writing.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::{Backend, Checkout, Expiry, SessionId, Store};
 
@@ -24,6 +24,9 @@ pub(crate) struct Slot<T, B: Backend = Store> {
     pub settings: Arc<Settings>,
     /// What the request's cookie said.
     pub presented: Presented,
+    /// When the layer received the request: only a request that arrived before a cycle of its
+    /// id may follow that cycle's forwarding record (see `super::forward`).
+    pub arrived: SystemTime,
     state: Mutex<State<T, B>>,
 }
 
@@ -39,6 +42,15 @@ pub(crate) struct State<T, B: Backend = Store> {
     /// The id (and cookie lifetime) a [`SessionMut::cycle_id`](super::SessionMut::cycle_id)
     /// moved the session to, kept here in case the check-out is released before the end.
     pub cycled: Option<(SessionId, Option<Duration>)>,
+    /// The checked-out session was reached through a forwarding record (the presented id was
+    /// cycled while this request was in flight): the response must not tell its id.
+    pub follows: bool,
+    /// The presented id was cycled away before this request arrived: the response must not
+    /// remove the cookie (the client's newer cookie would go with it).
+    pub moved: bool,
+    /// [`SessionMut::delete`](super::SessionMut::delete) deleted the session: the response
+    /// removes the cookie.
+    pub deleted: bool,
 }
 
 /// The request's exclusive session: checked out, or fresh (no file yet).
@@ -74,11 +86,15 @@ impl<T, B: Backend> Slot<T, B> {
             store,
             settings,
             presented,
+            arrived: SystemTime::now(),
             state: Mutex::new(State {
                 parked: None,
                 lent: false,
                 presented_dead: false,
                 cycled: None,
+                follows: false,
+                moved: false,
+                deleted: false,
             }),
         }
     }

@@ -40,9 +40,10 @@ fn directories_are_0700_and_files_0600() {
         }
     }
     // sessions/, locks/, 4 shards each; marker + 3 sessions + 3 lock files + the spares of
-    // the two sessions written since their creation (the checked-in and the touched one).
+    // the two sessions written since their creation (the checked-in and the touched one) +
+    // the forwarding record the cycle left under the old id.
     assert_eq!(dirs, 2 + 8);
-    assert_eq!(files, 1 + 3 + 3 + 2);
+    assert_eq!(files, 1 + 3 + 3 + 2 + 1);
     for written in [id, touched] {
         let spare = store
             .session_path(&written)
@@ -198,6 +199,13 @@ fn every_durability_level_works_end_to_end() {
         assert!(!store.delete(&new).unwrap(), "{level:?}");
         assert_eq!(store.ids().count(), 0);
         assert_eq!(store.tidy().unwrap(), TidyReport::default());
-        assert_eq!(all_files(&ts.dir), vec![ts.dir.join("sessiondir.store")]);
+        // Left: the marker, and the cycle's forwarding record (valid for a minute, then
+        // removed by `delete_expired_forwards`).
+        let forward = store.session_path(&id).with_file_name(format!(".{id}.fwd"));
+        let mut left = vec![ts.dir.join("sessiondir.store"), forward];
+        left.sort();
+        let mut found = all_files(&ts.dir);
+        found.sort();
+        assert_eq!(found, left, "{level:?}");
     }
 }

@@ -189,9 +189,10 @@ fn every_file_and_directory_is_owner_only_under_umask_zero() {
     }
     // default/, deep/, store/, sessions/ + 2 shards, locks/ + 2 shards.
     assert_eq!(dirs.len(), 3 + 3 + 3, "{dirs:?}");
-    // The marker, a session file and a lock file for a, b (cycled), c and big, and the
-    // spares of those written since their creation: a, b (moved to its new id) and big.
-    assert_eq!(files.len(), 1 + 4 + 4 + 3, "{files:?}");
+    // The marker, a session file and a lock file for a, b (cycled), c and big, the spares
+    // of those written since their creation: a, b (moved to its new id) and big, and the
+    // forwarding record b's cycle left.
+    assert_eq!(files.len(), 1 + 4 + 4 + 3 + 1, "{files:?}");
 
     // A file mode that lets the group read: exactly 0640 and 0750, never more.
     let (dirs, files) = modes_below(&tmp.path().join("group"));
@@ -201,7 +202,7 @@ fn every_file_and_directory_is_owner_only_under_umask_zero() {
     for (path, mode) in &files {
         assert_eq!(*mode, 0o640, "{}", path.display());
     }
-    assert_eq!((dirs.len(), files.len()), (2 + 3 + 3, 1 + 4 + 4 + 3));
+    assert_eq!((dirs.len(), files.len()), (2 + 3 + 3, 1 + 4 + 4 + 3 + 1));
 }
 
 /// The reason a directory others may write to is refused (quoted to the user).
