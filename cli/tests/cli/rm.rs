@@ -171,7 +171,7 @@ impl Bindfs {
             .arg(src)
             .arg(mnt)
             .status()
-            .expect("run bindfs (Debian packages bindfs and fuse3; .ci/run installs them)");
+            .expect("run bindfs (packages bindfs and fuse3; scripts/test installs them)");
         assert!(status.success(), "bindfs {src:?} {mnt:?}: {status}");
         Bindfs {
             mnt: mnt.to_path_buf(),
