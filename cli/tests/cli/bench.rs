@@ -522,3 +522,41 @@ fn ladder_report_counts_each_step_and_the_chart_ticks_whole_workers_under_the_se
     // Two charts, each ticked at 0, 1, 2, 3 workers.
     assert_eq!(ticks, ["0", "1", "2", "3", "0", "1", "2", "3"], "{texts:?}");
 }
+
+/// `text` with every number replaced by `#` and runs of spaces collapsed: the labels alone.
+fn labels_of(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| {
+            let mut out = String::new();
+            let mut in_number = false;
+            for c in line.chars() {
+                let digit = c.is_ascii_digit() || (in_number && c == '.');
+                if digit && !in_number {
+                    out.push('#');
+                } else if !digit {
+                    out.push(c);
+                }
+                in_number = digit;
+            }
+            out.split_whitespace().collect::<Vec<_>>().join(" ")
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// README's sample output of `cargo run --release -- bench --baseline` has the labels of the
+/// real output, line by line (the numbers are the recorded run's).
+#[test]
+fn readme_sample_output_has_the_real_reports_labels() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("read README.md");
+    let after = readme
+        .split_once("cargo run --release -- bench --baseline\n```\n\n```text\n")
+        .expect("README shows the bench command, then its output in a text block")
+        .1;
+    let sample = after.split_once("```").expect("the block ends").0;
+    let b = BenchDir::new();
+    let out = b.run(&["--baseline", "--ops", "40", "--sessions", "4"]);
+    out.ok();
+    assert_eq!(labels_of(sample), labels_of(&out.stdout), "{}", out.stdout);
+}
