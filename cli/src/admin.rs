@@ -1,15 +1,16 @@
 //! The admin commands: ls, show, rm, gc, tidy, stats, watch.
 
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::json;
 
-use sessiondir::{ChangeKind, Dict, Error, GcPolicy, Refused};
+use sessiondir::{ChangeKind, Dict, Error, GcPolicy, Observer, Refused, SessionId};
 
 use super::output::{self, info_json, json_line, value_json};
-use super::{Failure, StoreArgs, parse_duration, parse_id};
+use super::{Failure, StoreArgs, open_existing, parse_duration, parse_id};
 
 #[derive(Args)]
 pub struct LsArgs {
@@ -71,13 +72,13 @@ pub fn ls(a: &LsArgs) -> Result<(), Failure> {
     damaged_result(damaged)
 }
 
+/// `ls`, `stats` and `gc` all finish their work over the sound sessions, then agree on the
+/// outcome: exit 5 if any session file was damaged, so that a script or cron job notices.
 fn damaged_result(damaged: u64) -> Result<(), Failure> {
     if damaged == 0 {
         Ok(())
     } else {
-        Err(Failure::Usage(format!(
-            "{damaged} damaged session file(s), listed above"
-        )))
+        Err(Failure::Damaged(damaged))
     }
 }
 
@@ -162,7 +163,9 @@ pub struct RmArgs {
 
 pub fn rm(a: &RmArgs) -> Result<(), Failure> {
     let id = parse_id(&a.id)?;
-    let store = a.store.builder().lock_timeout(a.timeout).open()?;
+    let builder = a.store.builder().lock_timeout(a.timeout);
+    let announce = Arc::new(AnnounceWait { timeout: a.timeout });
+    let store = open_existing(&a.store.dir, builder.observer(announce))?;
     if !store.delete(&id)? {
         return Err(Error::NotFound { id }.into());
     }
@@ -173,6 +176,22 @@ pub fn rm(a: &RmArgs) -> Result<(), Failure> {
         writeln!(out, "deleted {id}")?;
     }
     Ok(())
+}
+
+/// Tells the user, on stderr, that `rm` found the session held and waits for it (cargo's "Blocking
+/// waiting for file lock"): the library announces the wait before it starts it.
+struct AnnounceWait {
+    timeout: Duration,
+}
+
+impl Observer for AnnounceWait {
+    fn waiting(&self, id: &SessionId) {
+        eprintln!(
+            "sessiondir: waiting for session {id}, held by another process (giving up after {}; \
+             --timeout sets it)",
+            output::duration(self.timeout)
+        );
+    }
 }
 
 #[derive(Args)]
@@ -232,7 +251,10 @@ pub fn gc(a: &GcArgs) -> Result<(), Failure> {
         )?;
         refused_lines(&mut out, &report.refused)?;
     }
-    refused_result(&report.refused)
+    out.flush()?;
+    // A refused path (exit 2) says more than damaged files (exit 5).
+    refused_result(&report.refused)?;
+    damaged_result(report.damaged)
 }
 
 /// The refused paths of a gc or tidy report, for `--json`.
@@ -354,7 +376,8 @@ pub fn stats(a: &StoreArgs) -> Result<(), Failure> {
             store.fan_out()
         )?;
     }
-    Ok(())
+    out.flush()?;
+    damaged_result(damaged)
 }
 
 #[derive(Args)]

@@ -10,6 +10,7 @@ use serde_json::json;
 use sessiondir::doctor::{Doctor, Verdict};
 
 use super::Failure;
+use super::dir_kind::DirKind;
 use super::output::json_line;
 
 #[derive(Args)]
@@ -34,6 +35,13 @@ pub struct DoctorArgs {
 }
 
 pub fn run(a: &DoctorArgs) -> Result<(), Failure> {
+    let dirs = std::iter::once(("--dir", &a.dir))
+        .chain(a.other_mount.iter().map(|o| ("--other-mount", o)));
+    for (flag, dir) in dirs {
+        if let Some(why) = DirKind::of(dir).not_a_directory(flag, dir) {
+            return Err(Failure::Usage(why));
+        }
+    }
     let mut doctor = Doctor::new(&a.dir)
         .rounds(a.rounds)
         .increments(a.increments);

@@ -12,10 +12,12 @@
 //! | 1 | the session does not exist (or has expired, or was deleted) |
 //! | 2 | usage error, invalid input (a bad id), I/O error, damaged data, not a store, a path gc or tidy refused |
 //! | 3 | the session is held by someone else (lock timeout) |
-//! | 4 | `bench`: verification failed (lost updates, corrupt sessions, leftover files) |
+//! | 4 | `bench`/`torture`: verification failed (lost updates, corrupt sessions, leftover files); `doctor`: a check failed |
+//! | 5 | `ls`, `stats`, `gc`: done, but damaged session files were found (each named on stderr by `ls` and `stats`, counted by all three) |
 
 mod admin;
 mod bench;
+mod dir_kind;
 mod doctor;
 mod output;
 mod torture;
@@ -94,8 +96,20 @@ impl StoreArgs {
 
     /// Opens the store with [`builder`](Self::builder)'s settings.
     fn open(&self) -> Result<Store, Failure> {
-        Ok(self.builder().open()?)
+        open_existing(&self.dir, self.builder())
     }
+}
+
+/// Opens an existing store with `builder`; when there is none at `dir`, the error says which
+/// of the usual cases it is (no such path, a file, an empty directory, other files).
+fn open_existing(dir: &Path, builder: StoreBuilder) -> Result<Store, Failure> {
+    builder.open().map_err(|e| match e {
+        Error::Config { .. } => match dir_kind::DirKind::of(dir).no_store(dir) {
+            Some(why) => Failure::NoStore(why),
+            None => Failure::Store(e),
+        },
+        e => Failure::Store(e),
+    })
 }
 
 /// Why a command failed.
@@ -109,6 +123,10 @@ enum Failure {
     Usage(String),
     /// The benchmark ran but its verification failed.
     Verification(String),
+    /// There is no store at `--dir`: which of the usual cases it is.
+    NoStore(String),
+    /// The command did its work, but found this many damaged session files.
+    Damaged(u64),
 }
 
 impl From<Error> for Failure {
@@ -129,6 +147,7 @@ impl Failure {
             Failure::Store(e) if e.is_gone() => 1,
             Failure::Store(Error::LockTimeout { .. } | Error::Busy { .. }) => 3,
             Failure::Verification(_) => 4,
+            Failure::Damaged(_) => 5,
             _ => 2,
         }
     }
@@ -139,7 +158,11 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Store(e) => write!(f, "{e}"),
             Failure::Output(e) => write!(f, "cannot write output: {e}"),
-            Failure::Usage(m) | Failure::Verification(m) => f.write_str(m),
+            Failure::Usage(m) | Failure::Verification(m) | Failure::NoStore(m) => f.write_str(m),
+            Failure::Damaged(n) => write!(
+                f,
+                "{n} damaged session file(s) found and left in place (`sessiondir ls` names them)"
+            ),
         }
     }
 }
@@ -164,6 +187,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that stopped reading (`| head`) is not an error.
         Err(Failure::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        // The work was done; what was found is a warning, with an exit code of its own.
+        Err(failure @ Failure::Damaged(_)) => {
+            eprintln!("sessiondir: warning: {failure}");
+            ExitCode::from(failure.exit_code())
+        }
         Err(failure) => {
             eprintln!("sessiondir: error: {failure}");
             ExitCode::from(failure.exit_code())

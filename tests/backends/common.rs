@@ -1,10 +1,12 @@
 //! Helpers: what the shared test support (`tests/support/`) offers these tests, re-exported
-//! under the names they use (a real `redis-server` on loopback for each test, a directory
-//! store in a temporary directory, bounded waits), and a short read both modules use.
+//! under the names they use (a real `redis-server` on loopback for each test, and whether this
+//! machine has one: without it the Redis tests say so once and skip, except under CI, where
+//! they fail; a directory store in a temporary directory, bounded waits), and a short read both
+//! modules use.
 
 use sessiondir::{Backend, Dict, SessionId};
 
-pub use crate::support::redis::RedisServer;
+pub use crate::support::redis::{RedisServer, redis_available};
 pub use crate::support::store::TestStore;
 pub use crate::support::wait::wait_until;
 

@@ -34,3 +34,5 @@ mod conformance {
 // Redis specifics: leases and fencing, a SIGSTOPped holder, worker processes, server TTLs,
 // damaged values, an unreachable server.
 mod redis_lease;
+// A machine without redis-server: one message and a skip, or, under CI, a failure.
+mod missing_redis;

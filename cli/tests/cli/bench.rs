@@ -283,11 +283,9 @@ fn contract_baseline_rounds() {
     assert_eq!(b.counters().iter().sum::<i64>(), 200);
 }
 
-#[test]
-fn ladder_writes_one_line_per_step_and_an_svg_chart() {
-    let b = BenchDir::new();
-    let svg = b.tmp.path().join("out.svg");
-    let mut args: Vec<OsString> = [
+/// `bench --ladder 1,2` on two sessions, 30 spread ops per worker, with `extra` flags.
+fn ladder_1_2(b: &BenchDir, extra: &[&str]) -> Out {
+    let mut args = vec![
         "--ladder",
         "1,2",
         "--ops",
@@ -298,16 +296,16 @@ fn ladder_writes_one_line_per_step_and_an_svg_chart() {
         "spread",
         "--payload",
         "8",
-        "--json",
-        "--plot",
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect();
-    args.push(svg.clone().into());
-    let mut all: Vec<OsString> = vec!["bench".into(), "--dir".into(), b.dir.clone().into()];
-    all.extend(args);
-    let out = sessiondir(all);
+    ];
+    args.extend(extra);
+    b.run(&args)
+}
+
+#[test]
+fn ladder_writes_one_line_per_step_and_an_svg_chart() {
+    let b = BenchDir::new();
+    let svg = b.tmp.path().join("out.svg");
+    let out = ladder_1_2(&b, &["--json", "--plot", svg.to_str().unwrap()]);
     out.ok();
     let lines = out.json();
     assert_eq!(lines.len(), 2, "{}", out.stdout);
@@ -443,4 +441,122 @@ fn workers_split_across_a_second_path_to_the_directory_add_up() {
         "{}",
         out.stderr
     );
+}
+
+/// A `--ladder` step that is not a worker count: the error names the flag, the bad value and
+/// what the flag takes (not Rust's "invalid digit found in string").
+#[test]
+fn a_bad_ladder_step_names_the_flag_the_value_and_what_it_takes() {
+    let b = BenchDir::new();
+    for bad in ["1,x", "1,0", "2,-1"] {
+        let out = b.run(&["--ladder", bad, "--ops", "5"]);
+        out.expect_code(2);
+        let value = bad.rsplit(',').next().unwrap();
+        for wanted in [
+            "--ladder".to_string(),
+            format!("'{value}'"),
+            "whole numbers of at least 1".to_string(),
+        ] {
+            assert!(out.stderr.contains(&wanted), "{bad}: {}", out.stderr);
+        }
+        assert!(!out.stderr.contains("invalid digit"), "{}", out.stderr);
+    }
+    assert_eq!(std::fs::read_dir(&b.dir).unwrap().count(), 0);
+}
+
+/// The text of every `<text>` element of an SVG with `text-anchor="middle"` and `dy="0.76em"`:
+/// the x-axis tick labels (and the captions) as plotters writes them.
+fn centred_texts(svg: &str) -> Vec<String> {
+    svg.split("<text ")
+        .skip(1)
+        .filter(|t| t.contains(r#"dy="0.76em" text-anchor="middle""#))
+        .filter_map(|t| {
+            Some(
+                t.split_once('>')?
+                    .1
+                    .split_once("</text>")?
+                    .0
+                    .trim()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// With `--ladder`, each step's "verified" line counts that step's ops (1 × 30, then 2 × 30),
+/// with the running total beside it; the chart's x ticks are whole worker counts and its title
+/// carries the run's settings.
+#[test]
+fn ladder_report_counts_each_step_and_the_chart_ticks_whole_workers_under_the_settings() {
+    let b = BenchDir::new();
+    let svg = b.tmp.path().join("chart.svg");
+    let out = ladder_1_2(&b, &["--plot", svg.to_str().unwrap()]);
+    out.ok();
+    let verified: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("verified"))
+        .collect();
+    assert_eq!(
+        verified,
+        [
+            "  verified sessiondir: counters 30 of 30 expected, 0 lost, 0 corrupt, 0 failed ops, 0 leftover files - ok",
+            "  verified sessiondir: counters 60 of 60 expected (90 of 90 since the first step), 0 lost, 0 corrupt, 0 failed ops, 0 leftover files - ok",
+        ],
+        "{}",
+        out.stdout
+    );
+    let chart = std::fs::read_to_string(&svg).expect("the chart was written");
+    let texts = centred_texts(&chart);
+    assert!(
+        texts.iter().any(|t| t
+            == "sessiondir bench --ladder 1,2: processes x 30 ops, spread over 2 sessions; \
+                hold 0 us, payload 8 B, fsync off, 1 round(s)"),
+        "no title with the settings among {texts:?}"
+    );
+    let ticks: Vec<&str> = texts
+        .iter()
+        .map(String::as_str)
+        .filter(|t| t.parse::<f64>().is_ok())
+        .collect();
+    // Two charts, each ticked at 0, 1, 2, 3 workers.
+    assert_eq!(ticks, ["0", "1", "2", "3", "0", "1", "2", "3"], "{texts:?}");
+}
+
+/// `text` with every number replaced by `#` and runs of spaces collapsed: the labels alone.
+fn labels_of(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| {
+            let mut out = String::new();
+            let mut in_number = false;
+            for c in line.chars() {
+                let digit = c.is_ascii_digit() || (in_number && c == '.');
+                if digit && !in_number {
+                    out.push('#');
+                } else if !digit {
+                    out.push(c);
+                }
+                in_number = digit;
+            }
+            out.split_whitespace().collect::<Vec<_>>().join(" ")
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// README's sample output of `cargo run --release -- bench --baseline` has the labels of the
+/// real output, line by line (the numbers are the recorded run's).
+#[test]
+fn readme_sample_output_has_the_real_reports_labels() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("read README.md");
+    let after = readme
+        .split_once("cargo run --release -- bench --baseline\n```\n\n```text\n")
+        .expect("README shows the bench command, then its output in a text block")
+        .1;
+    let sample = after.split_once("```").expect("the block ends").0;
+    let b = BenchDir::new();
+    let out = b.run(&["--baseline", "--ops", "40", "--sessions", "4"]);
+    out.ok();
+    assert_eq!(labels_of(sample), labels_of(&out.stdout), "{}", out.stdout);
 }

@@ -139,3 +139,38 @@ fn a_missing_directory_exits_2_naming_it() {
     assert!(out.stderr.contains("no-such-dir"), "{}", out.stderr);
     assert!(!exists(&missing));
 }
+
+/// `doctor` on a path that is not a directory says which case it is and names the flag and the
+/// path (it used to say `cannot statfs`).
+#[test]
+fn a_missing_or_plain_file_dir_is_named_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-dir");
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for (args, wanted) in [
+        (
+            vec!["--dir", missing.to_str().unwrap()],
+            "--dir {} does not exist",
+        ),
+        (vec!["--dir", file.to_str().unwrap()], "--dir {} is a file"),
+        (
+            vec![
+                "--dir",
+                tmp.path().to_str().unwrap(),
+                "--other-mount",
+                missing.to_str().unwrap(),
+            ],
+            "--other-mount {} does not exist",
+        ),
+    ] {
+        let out = sessiondir(std::iter::once("doctor").chain(args.iter().copied()));
+        out.expect_code(2);
+        let path = args.last().unwrap();
+        let wanted = wanted.replace("{}", path);
+        assert!(out.stderr.contains(&wanted), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("statfs"), "{}", out.stderr);
+        assert_eq!(out.stdout, "");
+    }
+    assert!(!exists(&missing));
+}

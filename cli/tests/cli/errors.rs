@@ -22,15 +22,20 @@ fn admin_commands() -> Vec<Vec<&'static str>> {
     ]
 }
 
+/// Runs the admin command `args` (its name first) with `--dir dir`.
+fn admin_on(args: &[&str], dir: &std::path::Path) -> crate::common::Out {
+    let mut all: Vec<std::ffi::OsString> = vec![args[0].into(), "--dir".into()];
+    all.push(dir.into());
+    all.extend(args[1..].iter().map(Into::into));
+    sessiondir(&all)
+}
+
 #[test]
 fn missing_dir_exits_2_and_creates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("no").join("such-store");
     for args in admin_commands() {
-        let mut all: Vec<std::ffi::OsString> = vec![args[0].into(), "--dir".into()];
-        all.push(missing.clone().into());
-        all.extend(args[1..].iter().map(Into::into));
-        let out = sessiondir(&all);
+        let out = admin_on(&args, &missing);
         out.expect_code(2);
         assert_eq!(out.stdout, "", "{args:?}");
         assert!(
@@ -55,10 +60,7 @@ fn a_directory_that_is_not_a_store_exits_2_and_stays_untouched() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("notes.txt"), "hello").unwrap();
     for args in admin_commands() {
-        let mut all: Vec<std::ffi::OsString> = vec![args[0].into(), "--dir".into()];
-        all.push(dir.clone().into());
-        all.extend(args[1..].iter().map(Into::into));
-        let out = sessiondir(&all);
+        let out = admin_on(&args, &dir);
         out.expect_code(2);
         assert!(out.stderr.contains(dir.to_str().unwrap()), "{}", out.stderr);
         assert!(out.stderr.contains("no sessiondir store"), "{}", out.stderr);
@@ -68,6 +70,40 @@ fn a_directory_that_is_not_a_store_exits_2_and_stays_untouched() {
             .collect();
         assert_eq!(names, ["notes.txt"], "{args:?} wrote into the directory");
     }
+}
+
+/// A `--dir` with no store says which of the usual cases it is: no such path, a file, an empty
+/// directory, a directory of other files.
+#[test]
+fn no_store_errors_say_which_case_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("typo");
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let foreign = tmp.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "hello").unwrap();
+    for (dir, why) in [
+        (&missing, "it does not exist"),
+        (&file, "it is a file, not a directory"),
+        (
+            &empty,
+            "it is an empty directory (sessiondir.store is missing",
+        ),
+        (&foreign, "it is a directory of other files, not a store"),
+    ] {
+        for args in admin_commands() {
+            let out = admin_on(&args, dir);
+            out.expect_code(2);
+            let wanted = format!("no sessiondir store at --dir {}: {why}", dir.display());
+            assert!(out.stderr.contains(&wanted), "{args:?}: {}", out.stderr);
+        }
+    }
+    assert!(!exists(&missing), "nothing was created");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
 }
 
 #[test]
@@ -144,13 +180,18 @@ fn damaged_session_files_are_reported_and_do_not_hide_the_others() {
     std::fs::write(&bad_path, b"not a session file at all, just garbage bytes").unwrap();
     let path_text = bad_path.to_str().unwrap();
 
-    // ls lists the good one, warns about the bad one naming its path, and exits 2.
+    // ls, stats and gc agree: each finishes over the sound sessions, reports the damaged file
+    // and exits 5 (done, but damage found).
+    let damaged = "sessiondir: warning: 1 damaged session file(s) found and left in place";
+
+    // ls lists the good one and warns about the bad one naming its path.
     let out = env.run("ls", &["--json"]);
-    out.expect_code(2);
+    out.expect_code(5);
     let lines = out.json();
     assert_eq!(lines.len(), 1, "{}", out.stdout);
     assert_eq!(lines[0]["id"], good.as_str());
     assert!(out.stderr.contains(path_text), "{}", out.stderr);
+    assert!(out.stderr.contains(damaged), "{}", out.stderr);
 
     // show of the damaged one: exit 2 naming the path; the good one still shows.
     let out = env.run("show", &[bad.as_str()]);
@@ -160,17 +201,20 @@ fn damaged_session_files_are_reported_and_do_not_hide_the_others() {
 
     // stats counts it as damaged, not as a session.
     let out = env.run("stats", &["--json"]);
-    let v = out.ok().json_one();
+    let v = out.expect_code(5).json_one();
     assert_eq!(v["sessions"], 1, "{v}");
     assert_eq!(v["damaged"], 1, "{v}");
     assert_eq!(v["bytes"], env.file_len(&good), "{v}");
     assert!(out.stderr.contains(path_text), "{}", out.stderr);
+    assert!(out.stderr.contains(damaged), "{}", out.stderr);
 
     // gc leaves it in place and counts it.
-    let v = env.run("gc", &["--json"]).ok().json_one();
+    let out = env.run("gc", &["--json"]);
+    let v = out.expect_code(5).json_one();
     assert_eq!(v["scanned"], 2, "{v}");
     assert_eq!(v["damaged"], 1, "{v}");
     assert_eq!(v["deleted"], 0, "{v}");
+    assert!(out.stderr.contains(damaged), "{}", out.stderr);
     assert!(bad_path.exists());
 
     // rm deletes a damaged session all the same.

@@ -1,12 +1,13 @@
 //! `sessiondir rm`: deletes, reports a missing session, waits for (and times out on) a holder.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sessiondir::Dict;
 
-use crate::common::{Env, sessiondir};
+use crate::common::{ChildGuard, Env, command, sessiondir};
 
 #[test]
 fn rm_deletes_and_a_second_rm_exits_1() {
@@ -94,6 +95,60 @@ fn rm_waits_for_a_holder_that_releases() {
     assert!(env.store.info(&id).unwrap().is_none());
 }
 
+/// `rm` of a held session says on stderr that it waits and for what (cargo's "Blocking waiting
+/// for file lock"), then deletes once the holder lets go; an `rm` that does not wait says
+/// nothing (`rm_deletes_and_a_second_rm_exits_1`).
+#[test]
+fn rm_announces_that_it_waits_for_a_holder() {
+    let env = Env::new();
+    let id = env.session(5);
+    let held = env.store.checkout::<Dict>(&id).unwrap();
+    let mut cmd = command();
+    cmd.args(["rm", "--timeout", "60s", "--dir"])
+        .arg(&env.dir)
+        .arg(id.as_str())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard(cmd.spawn().unwrap());
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("rm announced nothing on stderr while the session was held");
+    assert_eq!(
+        line,
+        format!(
+            "sessiondir: waiting for session {id}, held by another process (giving up after 1m; \
+             --timeout sets it)"
+        )
+    );
+    // It waits: the session is still there while held.
+    assert!(env.store.exists(&id).unwrap());
+    drop(held);
+    let status = child
+        .wait_timeout(Duration::from_secs(30))
+        .expect("rm did not finish after the holder released");
+    assert_eq!(status.code(), Some(0));
+    let mut stdout = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(stdout, format!("deleted {id}\n"));
+    assert!(env.store.info(&id).unwrap().is_none());
+    // Nothing else was said.
+    assert_eq!(lines.recv_timeout(Duration::from_secs(5)).ok(), None);
+}
+
 #[test]
 fn rm_rejects_a_bad_timeout() {
     let env = Env::new();
@@ -116,7 +171,7 @@ impl Bindfs {
             .arg(src)
             .arg(mnt)
             .status()
-            .expect("run bindfs (Debian packages bindfs and fuse3; .ci/run installs them)");
+            .expect("run bindfs (packages bindfs and fuse3; scripts/test installs them)");
         assert!(status.success(), "bindfs {src:?} {mnt:?}: {status}");
         Bindfs {
             mnt: mnt.to_path_buf(),
