@@ -34,6 +34,10 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
+/// Why a path through a symlink inside the store is refused.
+pub(crate) const SYMLINK_REFUSED: &str = "a symlink inside the store (symlinks are never \
+     followed; if it is not the store's, remove it and look at what it pointed to)";
+
 /// The store's root directory, open for resolving paths beneath it.
 #[derive(Debug)]
 pub(crate) struct Root {
@@ -267,7 +271,7 @@ impl StorePath {
             at.push(name);
             match std::fs::symlink_metadata(&at) {
                 Ok(m) if m.file_type().is_symlink() => {
-                    culprit = Some((at.clone(), super::open::SYMLINK_REFUSED));
+                    culprit = Some((at.clone(), SYMLINK_REFUSED));
                     break;
                 }
                 Ok(m) if !m.is_dir() && at != self.full => {
@@ -277,7 +281,7 @@ impl StorePath {
                 _ => {}
             }
         }
-        let (path, reason) = culprit.unwrap_or((self.full.clone(), super::open::SYMLINK_REFUSED));
+        let (path, reason) = culprit.unwrap_or((self.full.clone(), SYMLINK_REFUSED));
         crate::error::Error::UnsafePath { path, reason }
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rustix::fs::OFlags;
 
-use super::beneath::StorePath;
+use super::beneath::{SYMLINK_REFUSED, StorePath};
 use crate::error::{Corruption, Error};
 
 /// Opens an existing file inside the store with the open `flags` (access mode included),
@@ -74,7 +74,3 @@ pub(crate) fn open_failed(
         _ => Err(Error::io(op, path, e)),
     }
 }
-
-/// Why a path through a symlink inside the store is refused.
-pub(crate) const SYMLINK_REFUSED: &str = "a symlink inside the store (symlinks are never \
-     followed; if it is not the store's, remove it and look at what it pointed to)";

@@ -260,7 +260,7 @@ pub(super) fn list(dir: &StorePath) -> Result<Vec<String>, Error> {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
                 return Err(Error::UnsafePath {
                     path: dir.to_path_buf(),
-                    reason: crate::fs::open::SYMLINK_REFUSED,
+                    reason: crate::fs::beneath::SYMLINK_REFUSED,
                 });
             }
             Err(e) => return Err(Error::io("list", dir, e)),

@@ -217,7 +217,7 @@ impl Walk {
 fn refused(path: &std::path::Path) -> Error {
     Error::UnsafePath {
         path: path.to_path_buf(),
-        reason: crate::fs::open::SYMLINK_REFUSED,
+        reason: crate::fs::beneath::SYMLINK_REFUSED,
     }
 }
 
