@@ -84,7 +84,11 @@ impl Header {
             return;
         }
         let active_ms = active_ms.min(now_ms);
-        if active_ms < self.modified_ms.saturating_add(activity_throttle_ms(self.ttl_ms)) {
+        if active_ms
+            < self
+                .modified_ms
+                .saturating_add(activity_throttle_ms(self.ttl_ms))
+        {
             return;
         }
         self.modified_ms = active_ms;

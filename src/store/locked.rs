@@ -111,9 +111,7 @@ impl Locked {
     pub(crate) fn require_live(&self) -> Result<(), Error> {
         match format::read_header_held(&self.data_path)? {
             None => Err(self.vanished()),
-            Some(h)
-                if format::with_activity(&h, &self.data_path).is_expired(format::now_ms()) =>
-            {
+            Some(h) if format::with_activity(&h, &self.data_path).is_expired(format::now_ms()) => {
                 Err(Error::Expired { id: self.id })
             }
             Some(_) => Ok(()),

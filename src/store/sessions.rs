@@ -182,8 +182,10 @@ impl Store {
         activity: format::Activity,
     ) -> Result<Option<SessionInfo>, Error> {
         let path = self.shared.layout.data_path(id);
-        Ok(format::read_header(&path, self.shared.layout.reads(), activity)?
-            .map(|h| SessionInfo::from_header(*id, &h)))
+        Ok(
+            format::read_header(&path, self.shared.layout.reads(), activity)?
+                .map(|h| SessionInfo::from_header(*id, &h)),
+        )
     }
 
     /// Like [`snapshot`](Self::snapshot) but also returns expired sessions (for admin tools:

@@ -124,7 +124,8 @@ fn translate(
         };
         let change = if appeared {
             // Gone again already, or unreadable: nothing reliable to report as a write.
-            let Ok(Some(header)) = format::read_header(path, reads, format::Activity::Honour) else {
+            let Ok(Some(header)) = format::read_header(path, reads, format::Activity::Honour)
+            else {
                 continue;
             };
             Change {

@@ -200,21 +200,19 @@ impl SessionStore for ActixStore {
             return Ok(());
         };
         let ttl = *ttl;
-        self.run(
-            move |store| {
-                let expiry = expires_after(&ttl);
-                match store.mark_active(&id)? {
-                    None => return Ok(()),
-                    Some(info) if info.expiry() == expiry => return Ok(()),
-                    Some(_) => {}
-                }
-                match store.set_expiry(&id, expiry) {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_gone() => Ok(()),
-                    Err(e) => Err(e.into()),
-                }
-            },
-        )
+        self.run(move |store| {
+            let expiry = expires_after(&ttl);
+            match store.mark_active(&id)? {
+                None => return Ok(()),
+                Some(info) if info.expiry() == expiry => return Ok(()),
+                Some(_) => {}
+            }
+            match store.set_expiry(&id, expiry) {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_gone() => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
         .await
         .map_err(|e| e.into_anyhow("extend the ttl of"))
     }

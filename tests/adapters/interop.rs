@@ -81,7 +81,10 @@ async fn an_actix_session_is_a_dict_of_json_texts() {
         .expect("exists");
     assert_eq!(snapshot.data, user_dict());
     // Sliding by the ttl (so that `update_ttl` can extend it without a rewrite).
-    assert_eq!(snapshot.info.expiry(), Expiry::Idle(Duration::from_secs(600)));
+    assert_eq!(
+        snapshot.info.expiry(),
+        Expiry::Idle(Duration::from_secs(600))
+    );
     let at = snapshot.info.expires.expect("an expiry time");
     let lifetime = at.duration_since(before).expect("in the future");
     assert!(

@@ -17,3 +17,6 @@ mod tower;
 mod actix;
 // The shared representation: `Store::load::<Dict>`, `sessiondir show`, tower → actix.
 mod interop;
+// Sliding idle expiry kept alive by lock-free reads, over HTTP (axum + `Store::load`, actix's
+// `OnEveryRequest`), without a rewrite.
+mod sliding;
