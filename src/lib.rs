@@ -184,3 +184,17 @@ pub type CheckinError<T, B = Store> = backend::CheckinError<T, B>;
 pub mod fuzzing {
     pub use crate::format::read_session_file;
 }
+
+/// The README's Rust snippets, compiled as doctests (`cargo test --doc --all-features`), so
+/// that none of them can drift from the API (issue 18, point 6). Each is `no_run`: they name
+/// `/var/lib/myapp` and a Redis server. `tests/adapters/readme.rs` checks that README has no
+/// Rust snippet this skips.
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "tower-sessions",
+    feature = "actix-session",
+    feature = "redis"
+))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeSnippets;

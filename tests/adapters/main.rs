@@ -20,3 +20,5 @@ mod interop;
 // Sliding idle expiry kept alive by lock-free reads, over HTTP (axum + `Store::load`, actix's
 // `OnEveryRequest`), without a rewrite.
 mod sliding;
+// Every Rust snippet in README is compiled (by the README doctest in src/lib.rs).
+mod readme;
