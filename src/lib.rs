@@ -154,7 +154,7 @@ pub use web::axum;
 pub use web::tower;
 
 pub use backend::{Backend, GcReport};
-pub use dict::{Dict, MAX_NESTING, Value, WrongType};
+pub use dict::{Dict, EntryError, MAX_NESTING, Value, WrongType};
 pub use error::{Corruption, Error};
 pub use format::{FORMAT_VERSION, HEADER_LEN};
 pub use fs::{FileSystem, file_system};

@@ -76,7 +76,9 @@
 //! gave them (never parsed), the same representation as the `tower-sessions` adapter's: this
 //! adapter loads a tower session given its sessiondir id
 //! (`sessiondir::tower::TowerStore::session_id`), and `sessiondir show` and
-//! [`Store::load::<Dict>`](Store::load) read both. The ttl becomes the header's sliding
+//! [`Store::load::<Dict>`](Store::load) read both. Native [`Dict`] entries (an axum handler's
+//! [`Dict::increment`], say) load as their JSON text: the one record format of
+//! [`Dict::get_as`]. The ttl becomes the header's sliding
 //! [`Expiry::Idle`]\(ttl) (a zero or negative ttl: [`Expiry::At`]\(now), already passed).
 
 use std::collections::HashMap;
@@ -292,8 +294,8 @@ pub enum ActixStoreError {
     /// The store failed; the error names the session's file or id and the cause.
     #[error(transparent)]
     Store(#[from] Error),
-    /// The session file holds a dictionary that is not a session record (an entry that is
-    /// not JSON text).
+    /// The session file holds a dictionary that is not a session record (an entry with no
+    /// JSON form: a non-finite float).
     #[error("session file {} is not a web framework session record: {detail}", path.display())]
     NotARecord {
         /// The session file.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use sessiondir::actix::ActixStore;
 use sessiondir::{Dict, SessionId, Store};
 
+use crate::common::{http_get, serve};
 use crate::support::store::TestStore;
 use crate::support::wait::wait_until;
 
@@ -51,30 +52,18 @@ async fn serve_peek(store: Store) -> String {
         }
     }
 
-    let app = axum::Router::new()
-        .route("/peek/{sid}", get(peek))
-        .with_state(store);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    serve(
+        axum::Router::new()
+            .route("/peek/{sid}", get(peek))
+            .with_state(store),
+    )
+    .await
 }
 
-/// GET `url` from a blocking thread: the status and the body.
+/// GET `url`: the status and the body.
 async fn get(url: String) -> (u16, String) {
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut res = agent.get(&url).call().expect("GET");
-        let status = res.status().as_u16();
-        (status, res.body_mut().read_to_string().expect("body"))
-    })
-    .await
-    .expect("the request task")
+    let reply = http_get(url, None).await;
+    (reply.status, reply.body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod json;
+pub use json::EntryError;
+pub(crate) use json::entry_json;
+
 /// A value in a [`Dict`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
