@@ -73,22 +73,12 @@ impl Header {
     }
 
     /// Notes a sliding session's activity recorded outside the header (the session file's
-    /// modification time, design §3.7), in memory only: the session counts as modified at
-    /// `active_ms` (capped at `now_ms`) and expires `ttl_ms` after it. Ignored for a session
-    /// without an idle lifetime, and unless it is at least [`activity_throttle_ms`] after the
-    /// header's own time: a check-in's write leaves the file's time a few milliseconds after
-    /// the header's, which is no activity, and a recorded read is always that much later (it
-    /// is recorded only then).
+    /// modification time, design §3.7), in memory only: if `active_ms` (capped at `now_ms`) is
+    /// later than the header's modification time, the session counts as modified then and
+    /// expires `ttl_ms` after it. Ignored for a session without an idle lifetime.
     pub fn note_activity(&mut self, active_ms: u64, now_ms: u64) {
-        if self.ttl_ms == 0 {
-            return;
-        }
         let active_ms = active_ms.min(now_ms);
-        if active_ms
-            < self
-                .modified_ms
-                .saturating_add(activity_throttle_ms(self.ttl_ms))
-        {
+        if self.ttl_ms == 0 || active_ms <= self.modified_ms {
             return;
         }
         self.modified_ms = active_ms;

@@ -25,7 +25,8 @@
 //! last *read*: a reader that finds its last activity at least a quarter lifetime old
 //! ([`Activity::Record`]) sets the file's modification time to now with `futimens` on the
 //! descriptor it already has open, and every reader ([`Activity::Honour`] too) counts that time
-//! as the session's last activity (`Header::note_activity`). The header is not rewritten and
+//! as the session's last activity (`Header::note_activity`) if it carries the mark readers
+//! give the times they set ([`ACTIVITY_MARK_NS`]). The header is not rewritten and
 //! nobody waits. A committed read gets the time from the `fstat` it makes anyway, so reading a
 //! fresh session costs no extra system call; a plain read asks for it (`fstat`) only when the
 //! header alone says the session is a quarter lifetime old. Recording can fail (a read-only
@@ -80,11 +81,21 @@ pub(crate) enum Activity {
     Record,
 }
 
-/// The modification time of `meta` in Unix milliseconds (0 before 1970).
-fn mtime_ms(meta: &Metadata) -> u64 {
-    let secs = u64::try_from(meta.mtime()).unwrap_or(0);
-    let nanos = u64::try_from(meta.mtime_nsec()).unwrap_or(0);
-    secs.saturating_mul(1000).saturating_add(nanos / 1_000_000)
+/// The nanoseconds, within its millisecond, of every modification time a reader records. A
+/// file time that does not carry it was set by something else (the check-in's own write, a
+/// copy, a planted file) and is no activity: the chance that a write's time carries it is one
+/// in a million, and then it only counts as an activity at the time of that write. On a file
+/// system that keeps coarser times (whole seconds) no time carries it: reads record nothing
+/// there and sessions slide with writes only.
+const ACTIVITY_MARK_NS: u64 = 424_242;
+
+/// The activity a reader recorded in `meta`'s modification time, in Unix milliseconds; `None`
+/// if the time was not set by a reader (see [`ACTIVITY_MARK_NS`]).
+fn recorded_activity_ms(meta: &Metadata) -> Option<u64> {
+    let secs = u64::try_from(meta.mtime()).ok()?;
+    let nanos = u64::try_from(meta.mtime_nsec()).ok()?;
+    (nanos % 1_000_000 == ACTIVITY_MARK_NS)
+        .then(|| secs.saturating_mul(1000).saturating_add(nanos / 1_000_000))
 }
 
 /// Notes (and with [`Activity::Record`] records) the activity of the sliding session `file`
@@ -96,7 +107,7 @@ fn settle(header: &mut Header, file: &File, meta: Option<&Metadata>, activity: A
     }
     let now = now_ms();
     let recorded = match meta {
-        Some(meta) => Some(mtime_ms(meta)),
+        Some(meta) => recorded_activity_ms(meta),
         // A fresh header needs no look at the file's time: a recorded activity could only
         // move its expiry by less than the throttle, and this read would record none.
         None if now.saturating_sub(header.modified_ms)
@@ -104,7 +115,7 @@ fn settle(header: &mut Header, file: &File, meta: Option<&Metadata>, activity: A
         {
             None
         }
-        None => file.metadata().ok().map(|m| mtime_ms(&m)),
+        None => file.metadata().ok().and_then(|m| recorded_activity_ms(&m)),
     };
     if let Some(recorded) = recorded {
         header.note_activity(recorded, now);
@@ -126,7 +137,7 @@ fn record(file: &File, now_ms: u64) -> bool {
         last_modification: Timespec {
             tv_sec: i64::try_from(now_ms / 1000).unwrap_or(i64::MAX),
             // Below 1e9, so it fits every `tv_nsec` type.
-            tv_nsec: ((now_ms % 1000) * 1_000_000) as _,
+            tv_nsec: ((now_ms % 1000) * 1_000_000 + ACTIVITY_MARK_NS) as _,
         },
     };
     rustix::fs::futimens(file, &times).is_ok()
@@ -141,9 +152,11 @@ pub(crate) fn with_activity(header: &Header, path: &Path) -> Header {
     if header.ttl_ms != 0
         && now.saturating_sub(header.modified_ms)
             >= super::header::activity_throttle_ms(header.ttl_ms)
-        && let Ok(meta) = std::fs::symlink_metadata(path)
+        && let Some(active) = std::fs::symlink_metadata(path)
+            .ok()
+            .and_then(|meta| recorded_activity_ms(&meta))
     {
-        noted.note_activity(mtime_ms(&meta), now);
+        noted.note_activity(active, now);
     }
     noted
 }
