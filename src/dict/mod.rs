@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 mod json;
 pub use json::EntryError;
+#[cfg(any(feature = "tower-sessions", feature = "actix-session"))]
 pub(crate) use json::entry_json;
 
 /// A value in a [`Dict`].
