@@ -11,7 +11,8 @@
 //! the store is faster). The machines are shared and noisy: compare ratios, not absolute times
 //! from different runs.
 //!
-//! * `load` vs `open+read+close` (`std::fs::read`) of the same session file.
+//! * `load` vs `open+read+close` (`std::fs::read`) of the same session file; and the same for a
+//!   session with a sliding (idle) lifetime, whose reads judge its recorded activity.
 //! * uncontended `checkout + check_in` vs the floor: open the lock file, `flock`, read the
 //!   session file, write a temporary file, rename it over, unlock, close.
 //! * `delete_expired` over N sessions (none expired) vs a bare walk with `stat` of each file
@@ -67,6 +68,23 @@ fn main() {
         },
         || {
             black_box(std::fs::read(&path).expect("read"));
+        },
+    );
+
+    // A sliding session (idle lifetime 30 min), fresh: a read judges its activity from the
+    // `fstat` it makes anyway and records none (design §3.7).
+    let sliding = store
+        .create_with_expiry(&data, sessiondir::Expiry::Idle(Duration::from_secs(1800)))
+        .expect("create");
+    let sliding_path = store.session_path(&sliding);
+    report(
+        "load 1 KiB, sliding (vs read)",
+        iters,
+        || {
+            black_box(store.load::<Dict>(&sliding).expect("load"));
+        },
+        || {
+            black_box(std::fs::read(&sliding_path).expect("read"));
         },
     );
 

@@ -32,9 +32,10 @@ pub struct SessionInfo {
     pub id: SessionId,
     /// When it was created.
     pub created: SystemTime,
-    /// Its last check-in or touch.
+    /// Its last check-in or touch, or for a sliding session its last recorded read
+    /// ([`Store::mark_active`](crate::Store::mark_active), design §3.7), whichever is later.
     pub modified: SystemTime,
-    /// When it expires; `None`: never.
+    /// When it expires; `None`: never. A sliding session's counts from [`modified`](Self::modified).
     pub expires: Option<SystemTime>,
     /// Its sliding lifetime, if it has one (re-applied on every check-in and touch).
     pub idle_ttl: Option<Duration>,

@@ -154,7 +154,7 @@ pub use web::axum;
 pub use web::tower;
 
 pub use backend::{Backend, GcReport, Refused};
-pub use dict::{Dict, MAX_NESTING, Value, WrongType};
+pub use dict::{Dict, EntryError, MAX_NESTING, Value, WrongType};
 pub use error::{Corruption, Error};
 pub use format::{FORMAT_VERSION, HEADER_LEN};
 pub use fs::{FileSystem, file_system};
@@ -187,3 +187,17 @@ pub type CheckinError<T, B = Store> = backend::CheckinError<T, B>;
 pub mod fuzzing {
     pub use crate::format::read_session_file;
 }
+
+/// The README's Rust snippets, compiled as doctests (`cargo test --doc --all-features`), so
+/// that none of them can drift from the API (issue 18, point 6). Each is `no_run`: they name
+/// `/var/lib/myapp` and a Redis server. `tests/adapters/readme.rs` checks that README has no
+/// Rust snippet this skips.
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "tower-sessions",
+    feature = "actix-session",
+    feature = "redis"
+))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeSnippets;

@@ -72,6 +72,27 @@ impl Header {
         };
     }
 
+    /// Notes a sliding session's activity recorded outside the header (the session file's
+    /// modification time, design §3.7), in memory only: if `active_ms` (capped at `now_ms`) is
+    /// later than the header's modification time, the session counts as modified then and
+    /// expires `ttl_ms` after it. Ignored for a session without an idle lifetime.
+    pub fn note_activity(&mut self, active_ms: u64, now_ms: u64) {
+        let active_ms = active_ms.min(now_ms);
+        if self.ttl_ms == 0 || active_ms <= self.modified_ms {
+            return;
+        }
+        self.modified_ms = active_ms;
+        self.expires_ms = self.expires_ms.max(active_ms.saturating_add(self.ttl_ms));
+    }
+
+    /// Whether a read at `now_ms` of this sliding session should record its activity: its last
+    /// known activity is at least the throttle old and it has not expired.
+    pub fn wants_activity(&self, now_ms: u64) -> bool {
+        self.ttl_ms != 0
+            && !self.is_expired(now_ms)
+            && now_ms.saturating_sub(self.modified_ms) >= activity_throttle_ms(self.ttl_ms)
+    }
+
     /// Whether the session has expired at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expires_ms != 0 && self.expires_ms <= now_ms
@@ -161,6 +182,14 @@ fn header_crc(h: &[u8]) -> u32 {
 // The clock of every header rule and expiry check.
 
 /// Milliseconds since the Unix epoch, now.
+/// How old a sliding session's last activity must be before a read records a new one: a
+/// quarter of its idle lifetime. A burst of reads records at most one activity per quarter
+/// lifetime, and a session read at time *t* lives at least three quarters of its lifetime
+/// after *t*.
+pub(crate) fn activity_throttle_ms(ttl_ms: u64) -> u64 {
+    (ttl_ms / 4).max(1)
+}
+
 pub(crate) fn now_ms() -> u64 {
     to_ms(SystemTime::now())
 }

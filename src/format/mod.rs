@@ -33,7 +33,8 @@ pub(crate) use header::{duration_ms, from_ms, now_ms};
 #[cfg(feature = "fuzzing")]
 pub use read::read_session_file;
 pub(crate) use read::{
-    Reads, read_frame, read_frame_held, read_header, read_header_held, read_header_in,
+    Activity, Reads, read_frame, read_frame_held, read_header, read_header_held, read_header_in,
+    with_activity,
 };
 
 /// Serializes `data` behind a header built from `header` (payload length and checksum are

@@ -18,13 +18,28 @@
 //! While the pin is held no writer changes the file, and at step 4 it was live: what was read
 //! is the version checked in at that moment, complete. Nobody waits: a retry happens only
 //! because a check-in made progress meanwhile.
+//!
+//! # Activity of sliding sessions
+//!
+//! A session with an idle lifetime ([`Expiry::Idle`](crate::Expiry::Idle)) also lives from its
+//! last *read*: a reader that finds its last activity at least a quarter lifetime old
+//! ([`Activity::Record`]) sets the file's modification time to now with `futimens` on the
+//! descriptor it already has open, and every reader ([`Activity::Honour`] too) counts that time
+//! as the session's last activity (`Header::note_activity`) if it carries the mark readers
+//! give the times they set ([`ACTIVITY_MARK_NS`]). The header is not rewritten and
+//! nobody waits. A committed read gets the time from the `fstat` it makes anyway, so reading a
+//! fresh session costs no extra system call; a plain read asks for it (`fstat`) only when the
+//! header alone says the session is a quarter lifetime old. Recording can fail (a read-only
+//! mount, a file of another owner): the read does not; the session then slides only with
+//! writes.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{ErrorKind, Read};
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use super::header::now_ms;
 use super::{Frame, HEADER_LEN, Header, parse_frame};
 use crate::error::{Corruption, Error};
 use crate::fs::beneath::StorePath;
@@ -56,6 +71,96 @@ pub(crate) enum Reads {
     Plain,
 }
 
+/// What a read does with a sliding session's activity time (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activity {
+    /// Count it (info, exists, gc, admin reads).
+    Honour,
+    /// Count it, and record this read as activity if the last one is a quarter lifetime old
+    /// (a visitor's read: `load`, `snapshot`, `mark_active`).
+    Record,
+}
+
+/// The nanoseconds, within its millisecond, of every modification time a reader records. A
+/// file time that does not carry it was set by something else (the check-in's own write, a
+/// copy, a planted file) and is no activity: the chance that a write's time carries it is one
+/// in a million, and then it only counts as an activity at the time of that write. On a file
+/// system that keeps coarser times (whole seconds) no time carries it: reads record nothing
+/// there and sessions slide with writes only.
+const ACTIVITY_MARK_NS: u64 = 424_242;
+
+/// The activity a reader recorded in `meta`'s modification time, in Unix milliseconds; `None`
+/// if the time was not set by a reader (see [`ACTIVITY_MARK_NS`]).
+fn recorded_activity_ms(meta: &Metadata) -> Option<u64> {
+    let secs = u64::try_from(meta.mtime()).ok()?;
+    let nanos = u64::try_from(meta.mtime_nsec()).ok()?;
+    (nanos % 1_000_000 == ACTIVITY_MARK_NS)
+        .then(|| secs.saturating_mul(1000).saturating_add(nanos / 1_000_000))
+}
+
+/// Notes (and with [`Activity::Record`] records) the activity of the sliding session `file`
+/// whose verified header is `header`; `meta`: the file's metadata if the read has it already.
+/// Never fails: a time that cannot be read or set leaves the header as it is.
+fn settle(header: &mut Header, file: &File, meta: Option<&Metadata>, activity: Activity) {
+    if header.ttl_ms == 0 {
+        return;
+    }
+    let now = now_ms();
+    let recorded = match meta {
+        Some(meta) => recorded_activity_ms(meta),
+        // A fresh header needs no look at the file's time: a recorded activity could only
+        // move its expiry by less than the throttle, and this read would record none.
+        None if now.saturating_sub(header.modified_ms)
+            < super::header::activity_throttle_ms(header.ttl_ms) =>
+        {
+            None
+        }
+        None => file.metadata().ok().and_then(|m| recorded_activity_ms(&m)),
+    };
+    if let Some(recorded) = recorded {
+        header.note_activity(recorded, now);
+    }
+    if activity == Activity::Record && header.wants_activity(now) && record(file, now) {
+        header.note_activity(now, now);
+    }
+}
+
+/// Sets `file`'s modification time to `now_ms` (its access time untouched). `false`: the file
+/// system or the file's owner does not allow it (design §3.7: the read goes on).
+fn record(file: &File, now_ms: u64) -> bool {
+    use rustix::fs::{Timespec, Timestamps, UTIME_OMIT};
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: i64::try_from(now_ms / 1000).unwrap_or(i64::MAX),
+            // Below 1e9, so it fits every `tv_nsec` type.
+            tv_nsec: ((now_ms % 1000) * 1_000_000 + ACTIVITY_MARK_NS) as _,
+        },
+    };
+    rustix::fs::futimens(file, &times).is_ok()
+}
+
+/// A held session's header with its recorded activity noted (module docs), for expiry
+/// decisions under the lock only: never for fencing, which compares headers as written. Costs
+/// one `lstat` of `path`, and only for a sliding session whose header is a quarter lifetime old.
+pub(crate) fn with_activity(header: &Header, path: &Path) -> Header {
+    let mut noted = *header;
+    let now = now_ms();
+    if header.ttl_ms != 0
+        && now.saturating_sub(header.modified_ms)
+            >= super::header::activity_throttle_ms(header.ttl_ms)
+        && let Some(active) = std::fs::symlink_metadata(path)
+            .ok()
+            .and_then(|meta| recorded_activity_ms(&meta))
+    {
+        noted.note_activity(active, now);
+    }
+    noted
+}
+
 /// How many times a lock-free read looks again at a path whose file kept being swapped under
 /// it; every look again means a check-in completed meanwhile.
 const MAX_LOOKS: u32 = 1000;
@@ -71,15 +176,15 @@ enum Standing {
 }
 
 /// A committed read (module docs): `open` opens the path, `at_path` stats what the path names
-/// now, `read` reads the open file, given its size when known (it is under a pin: the `fstat`
-/// that identifies the inode comes before the read and spares it the read that finds the end
-/// of the file). `Ok(None)`: nothing at the path.
+/// now, `read` reads the open file, given its metadata when known (it is under a pin: the
+/// `fstat` that identifies the inode comes before the read and spares it the read that finds
+/// the end of the file). `Ok(None)`: nothing at the path.
 fn read_committed<R>(
     reads: Reads,
     path: &Path,
     open: impl Fn() -> Result<Option<File>, Error>,
     at_path: impl Fn() -> std::io::Result<(u64, u64)>,
-    read: impl Fn(&File, Option<u64>) -> Result<R, Error>,
+    read: impl Fn(&File, Option<&Metadata>) -> Result<R, Error>,
 ) -> Result<Option<R>, Error> {
     for _ in 0..MAX_LOOKS {
         let Some(file) = open()? else {
@@ -93,7 +198,7 @@ fn read_committed<R>(
         }
         // Pinned: neither content nor size changes until the pin is dropped.
         let ours = file.metadata().map_err(|e| Error::io("inspect", path, e))?;
-        let result = read(&file, Some(ours.len()));
+        let result = read(&file, Some(&ours));
         let standing = match at_path() {
             Ok((dev, ino)) if (dev, ino) == (ours.dev(), ours.ino()) => Standing::Live,
             Ok(_) => Standing::Replaced,
@@ -120,13 +225,19 @@ fn read_committed<R>(
 ///
 /// Reads at most `HEADER_LEN + max_payload + 1` bytes, so a huge or lying file cannot make it
 /// allocate more than the configured maximum.
+///
+/// A sliding session's header comes back with its recorded activity noted, and with
+/// [`Activity::Record`] this read recorded as activity when due (module docs).
 pub(crate) fn read_frame(
     path: &StorePath,
     max_payload: u64,
     reads: Reads,
+    activity: Activity,
 ) -> Result<Option<Frame>, Error> {
-    read_at_path(path, reads, |file, size| {
-        read_frame_from(file, path, max_payload, size)
+    read_at_path(path, reads, |file, meta| {
+        let mut frame = read_frame_from(file, path, max_payload, meta.map(Metadata::len))?;
+        settle(&mut frame.header, file, meta, activity);
+        Ok(frame)
     })
 }
 
@@ -135,7 +246,7 @@ pub(crate) fn read_frame(
 fn read_at_path<R>(
     path: &StorePath,
     reads: Reads,
-    read: impl Fn(&File, Option<u64>) -> Result<R, Error>,
+    read: impl Fn(&File, Option<&Metadata>) -> Result<R, Error>,
 ) -> Result<Option<R>, Error> {
     crate::fs::netfs::retry_stale(|| {
         read_committed(
@@ -229,10 +340,19 @@ fn read_full(mut file: &File, path: &Path, buf: &mut [u8]) -> Result<usize, Erro
     Ok(filled)
 }
 
-/// Reads and verifies only the header, lock-free: a committed read (module docs).
+/// Reads and verifies only the header, lock-free: a committed read (module docs), a sliding
+/// session's activity noted (and recorded, with [`Activity::Record`]).
 /// `Ok(None)`: the file does not exist.
-pub(crate) fn read_header(path: &StorePath, reads: Reads) -> Result<Option<Header>, Error> {
-    read_at_path(path, reads, |file, _| read_header_from(file, path))
+pub(crate) fn read_header(
+    path: &StorePath,
+    reads: Reads,
+    activity: Activity,
+) -> Result<Option<Header>, Error> {
+    read_at_path(path, reads, |file, meta| {
+        let mut header = read_header_from(file, path)?;
+        settle(&mut header, file, meta, activity);
+        Ok(header)
+    })
 }
 
 /// Reads and verifies only the header under the session's lock. `Ok(None)`: no file.
@@ -265,7 +385,11 @@ pub(crate) fn read_header_in(
                     .map(|st| (st.st_dev, st.st_ino))
                     .map_err(std::io::Error::from)
             },
-            |file, _| read_header_from(file, path),
+            |file, meta| {
+                let mut header = read_header_from(file, path)?;
+                settle(&mut header, file, meta, Activity::Honour);
+                Ok(header)
+            },
         )
     });
     *noatime = flag.get();
@@ -350,7 +474,7 @@ mod tests {
             path,
             open,
             || path.identity(),
-            |file, size| read_frame_from(file, path, 1 << 20, size),
+            |file, meta| read_frame_from(file, path, 1 << 20, meta.map(Metadata::len)),
         )
         .unwrap()
         .map(|frame| frame.decode::<u64>(path).unwrap())

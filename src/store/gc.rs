@@ -146,7 +146,14 @@ impl Store {
             };
             // Judge again under the lock: a check-in or touch may have just revived it.
             let fresh = match format::read_header_held(&locked.data_path) {
-                Ok(Some(h)) if policy.condemns(&h, format::now_ms()) => h,
+                Ok(Some(h))
+                    if policy.condemns(
+                        &format::with_activity(&h, &locked.data_path),
+                        format::now_ms(),
+                    ) =>
+                {
+                    h
+                }
                 Ok(_) => continue,
                 Err(_) => {
                     report.damaged += 1;

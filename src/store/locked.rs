@@ -100,7 +100,9 @@ impl Locked {
         let Some(frame) = format::read_frame_held(&self.data_path, max)? else {
             return Err(self.vanished());
         };
-        if frame.header.is_expired(format::now_ms()) {
+        // Expired by its header and by its recorded activity (a sliding session kept alive by
+        // reads, design §3.7); the frame keeps the header as written, for fencing.
+        if format::with_activity(&frame.header, &self.data_path).is_expired(format::now_ms()) {
             return Err(Error::Expired { id: self.id });
         }
         Ok(frame)
@@ -110,7 +112,9 @@ impl Locked {
     pub(crate) fn require_live(&self) -> Result<(), Error> {
         match format::read_header_held(&self.data_path)? {
             None => Err(self.vanished()),
-            Some(h) if h.is_expired(format::now_ms()) => Err(Error::Expired { id: self.id }),
+            Some(h) if format::with_activity(&h, &self.data_path).is_expired(format::now_ms()) => {
+                Err(Error::Expired { id: self.id })
+            }
             Some(_) => Ok(()),
         }
     }

@@ -131,6 +131,11 @@ impl Store {
             &path,
             self.shared.config.settings.max_session_size,
             self.shared.layout.reads(),
+            match expired {
+                // A visitor's read keeps a sliding session alive; an admin's does not.
+                Expired::Hide => format::Activity::Record,
+                Expired::Show => format::Activity::Honour,
+            },
         )?
         else {
             return Ok(None);
@@ -155,9 +160,32 @@ impl Store {
     /// A session's metadata from its header, expired or not (no lock). Missing → `Ok(None)`.
     /// Reads the header only, as [`exists`](Self::exists) does.
     pub fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
+        self.read_info(id, format::Activity::Honour)
+    }
+
+    /// A lock-free keep-alive: records a read of a sliding session
+    /// ([`Expiry::Idle`]) as activity, as [`load`](Self::load) does, without reading its data
+    /// and without rewriting anything: at most once per quarter of its idle lifetime, the
+    /// session file's modification time is set to now (design §3.7). Never waits. Returns the
+    /// session's metadata; missing or expired → `Ok(None)`. A file system that does not let
+    /// the time be set (read-only, another owner) is no error: the session then slides only
+    /// with writes.
+    pub fn mark_active(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
+        Ok(self
+            .read_info(id, format::Activity::Record)?
+            .filter(|info| !info.is_expired()))
+    }
+
+    fn read_info(
+        &self,
+        id: &SessionId,
+        activity: format::Activity,
+    ) -> Result<Option<SessionInfo>, Error> {
         let path = self.shared.layout.data_path(id);
-        Ok(format::read_header(&path, self.shared.layout.reads())?
-            .map(|h| SessionInfo::from_header(*id, &h)))
+        Ok(
+            format::read_header(&path, self.shared.layout.reads(), activity)?
+                .map(|h| SessionInfo::from_header(*id, &h)),
+        )
     }
 
     /// Like [`snapshot`](Self::snapshot) but also returns expired sessions (for admin tools:

@@ -204,11 +204,13 @@ impl Walk {
                 match format::read_header_in(dir, id.as_str(), &path, &mut self.noatime, reads) {
                     // The shard directory's own handle may be the stale one (NFS: recreated
                     // by another host); a fresh lookup of the whole path gets past it.
-                    Err(e) if netfs::is_stale(&e) => format::read_header(&path, reads),
+                    Err(e) if netfs::is_stale(&e) => {
+                        format::read_header(&path, reads, format::Activity::Honour)
+                    }
                     other => other,
                 }
             }
-            _ => format::read_header(&path, reads),
+            _ => format::read_header(&path, reads, format::Activity::Honour),
         }
     }
 }

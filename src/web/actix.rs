@@ -28,7 +28,8 @@
 //!   `update` saves the state as a new session. No path is built from it and no file is
 //!   touched.
 //! * **`load` returns `None` for a missing or expired session** and takes no lock: it never
-//!   waits for a concurrent `update`, and never sees half a file.
+//!   waits for a concurrent `update`, and never sees half a file. It does not extend the
+//!   session (actix-session's `TtlExtensionPolicy` decides that, through `update_ttl`).
 //! * **`update` is an atomic check-in** (check out, waiting for a concurrent `update` or
 //!   `delete` of the same session up to the store's lock timeout; replace state and expiry;
 //!   rename). If the session no longer exists (expired, deleted, never there) the state is
@@ -36,9 +37,13 @@
 //!   middleware expects (its Redis store does the same). A session whose file does not decode
 //!   as a session dictionary (which `load` reported as a deserialization error, so the
 //!   middleware started afresh) is deleted and replaced the same way.
-//! * **`update_ttl`** rewrites only the header's expiry (to now + ttl), under the lock. For a
-//!   missing or expired key it does nothing and succeeds: there is nothing to extend, and the
-//!   middleware will start a new session on the next request.
+//! * **`update_ttl`** (what `TtlExtensionPolicy::OnEveryRequest` calls on every request that
+//!   did not change the state) neither waits nor rewrites when the ttl is the session's own:
+//!   sessions are stored with the sliding [`Expiry::Idle`]\(ttl), and extending one is
+//!   [`Store::mark_active`], which records the activity in the file's modification time at
+//!   most once per quarter ttl (design §3.7). A different ttl rewrites the header's expiry
+//!   under the lock. For a missing or expired key it does nothing and succeeds: there is
+//!   nothing to extend, and the middleware will start a new session on the next request.
 //! * **`delete` takes the lock** ([`Store::delete`]): it waits for a concurrent `update` and
 //!   never removes a session from under it. Deleting a missing session is not an error.
 //! * **Errors are mapped once** from [`ActixStoreError`] into actix-session's: data that is not
@@ -71,8 +76,10 @@
 //! gave them (never parsed), the same representation as the `tower-sessions` adapter's: this
 //! adapter loads a tower session given its sessiondir id
 //! (`sessiondir::tower::TowerStore::session_id`), and `sessiondir show` and
-//! [`Store::load::<Dict>`](Store::load) read both. The ttl becomes the header's
-//! [`Expiry::At`]\(now + ttl).
+//! [`Store::load::<Dict>`](Store::load) read both. Native [`Dict`] entries (an axum handler's
+//! [`Dict::increment`], say) load as their JSON text: the one record format of
+//! [`Dict::get_as`]. The ttl becomes the header's sliding
+//! [`Expiry::Idle`]\(ttl) (a zero or negative ttl: [`Expiry::At`]\(now), already passed).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -132,7 +139,13 @@ impl SessionStore for ActixStore {
         };
         let state = self
             .run(move |store| {
-                let Some(dict) = store.load::<Dict>(&id)? else {
+                // Not `load`: a read extends a session only if the middleware's policy asks for
+                // it (`update_ttl`), so this read honours recorded activity but records none.
+                let Some(dict) = store
+                    .inspect::<Dict>(&id)?
+                    .filter(|snapshot| !snapshot.info.is_expired())
+                    .map(|snapshot| snapshot.data)
+                else {
                     return Ok(None);
                 };
                 json_record::texts_from_dict(&dict).map(Some).map_err(|e| {
@@ -180,20 +193,28 @@ impl SessionStore for ActixStore {
         }
     }
 
-    /// Sets the expiry to now + `ttl` without touching the state. A missing, expired or invalid
-    /// key: nothing to extend, `Ok(())`.
+    /// Extends the session by `ttl` from now without touching the state: lock-free and without
+    /// a rewrite when `ttl` is the session's own ([`Store::mark_active`]), else the header's
+    /// expiry rewritten under the lock. A missing, expired or invalid key: nothing to extend,
+    /// `Ok(())`.
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
         let Some(id) = parse(session_key) else {
             return Ok(());
         };
         let ttl = *ttl;
-        self.run(
-            move |store| match store.set_expiry(&id, expires_after(&ttl)) {
+        self.run(move |store| {
+            let expiry = expires_after(&ttl);
+            match store.mark_active(&id)? {
+                None => return Ok(()),
+                Some(info) if info.expiry() == expiry => return Ok(()),
+                Some(_) => {}
+            }
+            match store.set_expiry(&id, expiry) {
                 Ok(_) => Ok(()),
                 Err(e) if e.is_gone() => Ok(()),
                 Err(e) => Err(e.into()),
-            },
-        )
+            }
+        })
         .await
         .map_err(|e| e.into_anyhow("extend the ttl of"))
     }
@@ -253,9 +274,16 @@ fn key_of(id: &SessionId) -> Result<SessionKey, ActixStoreError> {
     })
 }
 
-/// now + `ttl` as the header's expiry; a negative ttl is zero (already expired).
+/// `ttl` as the header's expiry: sliding by `ttl`; a zero or negative ttl has already passed
+/// (now), and one too long for the header's milliseconds never ends.
 fn expires_after(ttl: &Duration) -> Expiry {
-    json_record::expires_after(std::time::Duration::try_from(*ttl).unwrap_or_default())
+    match std::time::Duration::try_from(*ttl) {
+        Ok(ttl) if !ttl.is_zero() && ttl.as_millis() < u128::from(u64::MAX / 2) => {
+            Expiry::Idle(ttl)
+        }
+        Ok(ttl) if !ttl.is_zero() => Expiry::Never,
+        _ => json_record::expires_after(std::time::Duration::ZERO),
+    }
 }
 
 /// What can go wrong in [`ActixStore`]; converted once into actix-session's errors, as the
@@ -266,8 +294,8 @@ pub enum ActixStoreError {
     /// The store failed; the error names the session's file or id and the cause.
     #[error(transparent)]
     Store(#[from] Error),
-    /// The session file holds a dictionary that is not a session record (an entry that is
-    /// not JSON text).
+    /// The session file holds a dictionary that is not a session record (an entry with no
+    /// JSON form: a non-finite float).
     #[error("session file {} is not a web framework session record: {detail}", path.display())]
     NotARecord {
         /// The session file.

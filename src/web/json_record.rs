@@ -1,8 +1,11 @@
 //! How the web frameworks' session records live inside sessiondir's format: a [`Dict`] of JSON
-//! texts. Shared by the `tower-sessions` and `actix-session` adapters, so that a session written
+//! entries, the one record format of `crate::dict`'s `json` module (shared with the axum layer's
+//! `Dict` sessions through [`Dict::get_as`]/[`Dict::insert_as`], and with the Python binding).
+//! Shared by the `tower-sessions` and `actix-session` adapters, so that a session written
 //! by either is readable by [`Store::load::<Dict>`](crate::Store::load), by `sessiondir show`,
-//! and by the actix adapter (which can name a tower session by its sessiondir id; tower cannot
-//! name an actix session, whose id is not the image of any tower `Id`).
+//! by the axum layer, and by the actix adapter (which can name a tower session by its
+//! sessiondir id; tower cannot name an actix session, whose id is not the image of any tower
+//! `Id`).
 //!
 //! Both frameworks keep a session as a map from string keys to JSON values (tower-sessions:
 //! `HashMap<String, serde_json::Value>`; actix-session: `HashMap<String, String>` of JSON texts).
@@ -18,14 +21,15 @@
 //! * actix-session: its values already are JSON texts; they are stored and returned byte for
 //!   byte as they are, never parsed.
 //!
-//! Every entry must be [`Value::Text`]: a session whose entries are anything else (written
-//! through the plain [`Store`](crate::Store) API with native values, say) does not decode as a
-//! framework record; the adapters report it as a decoding error naming the key and the file,
-//! rather than guess a conversion. The expiry is not part of the data: it is the session
+//! The adapters write every entry as [`Value::Text`]. They read any other entry (a native value
+//! an axum handler wrote with [`Dict::increment`] or [`Dict::insert`], say) as the JSON value it
+//! stands for: an integer as a number, a list as an array, and so on; one that has no JSON form
+//! (a non-finite float) is a decoding error naming the key and the file. The expiry is not part of the data: it is the session
 //! header's: [`Expiry::At`](crate::Expiry::At), kept to the millisecond (or never, for a
 //! lifetime too long for `SystemTime`), so `sessiondir ls`, `gc` and
 //! [`Store::delete_expired`](crate::Store::delete_expired) see it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 #[cfg(feature = "actix-session")]
@@ -46,12 +50,12 @@ pub(crate) enum RecordError {
         /// serde_json's error.
         source: serde_json::Error,
     },
-    /// An entry is a native sessiondir value, not JSON text.
-    NotText {
+    /// A native entry with no JSON form (a non-finite float).
+    NotJson {
         /// The session key.
         key: String,
-        /// The sessiondir type it holds.
-        found: &'static str,
+        /// serde_json's error.
+        source: serde_json::Error,
     },
     /// tower-sessions: an entry's text is not valid JSON.
     #[cfg(feature = "tower-sessions")]
@@ -70,9 +74,9 @@ impl fmt::Display for RecordError {
             RecordError::Encode { key, source } => {
                 write!(f, "cannot write the value of {key:?} as JSON: {source}")
             }
-            RecordError::NotText { key, found } => write!(
+            RecordError::NotJson { key, source } => write!(
                 f,
-                "entry {key:?} is a sessiondir {found}, not JSON text (not a web framework record)"
+                "entry {key:?} has no JSON form (not a web framework record): {source}"
             ),
             #[cfg(feature = "tower-sessions")]
             RecordError::InvalidJson { key, source } => {
@@ -89,7 +93,7 @@ impl std::error::Error for RecordError {
             RecordError::Encode { source, .. } | RecordError::InvalidJson { source, .. } => {
                 Some(source)
             }
-            RecordError::NotText { .. } => None,
+            RecordError::NotJson { source, .. } => Some(source),
         }
     }
 }
@@ -119,7 +123,7 @@ pub(crate) fn values_from_dict(
     dict.iter()
         .map(|(key, value)| {
             let text = json_text(key, value)?;
-            match serde_json::from_str(text) {
+            match serde_json::from_str(&text) {
                 Ok(value) => Ok((key.to_owned(), value)),
                 Err(source) => Err(RecordError::InvalidJson {
                     key: key.to_owned(),
@@ -143,19 +147,16 @@ pub(crate) fn dict_from_texts(texts: HashMap<String, String>) -> Dict {
 #[cfg(feature = "actix-session")]
 pub(crate) fn texts_from_dict(dict: &Dict) -> Result<HashMap<String, String>, RecordError> {
     dict.iter()
-        .map(|(key, value)| Ok((key.to_owned(), json_text(key, value)?.to_owned())))
+        .map(|(key, value)| Ok((key.to_owned(), json_text(key, value)?.into_owned())))
         .collect()
 }
 
-/// The JSON text of one entry, or why it has none.
-fn json_text<'a>(key: &str, value: &'a Value) -> Result<&'a str, RecordError> {
-    match value {
-        Value::Text(text) => Ok(text),
-        other => Err(RecordError::NotText {
-            key: key.to_owned(),
-            found: other.type_name(),
-        }),
-    }
+/// The JSON text of one entry (a native one rendered), or why it has none.
+fn json_text<'a>(key: &str, value: &'a Value) -> Result<Cow<'a, str>, RecordError> {
+    crate::dict::entry_json(value).map_err(|source| RecordError::NotJson {
+        key: key.to_owned(),
+        source,
+    })
 }
 
 /// The expiry rule for a session that ends `ttl` from now; a lifetime too long to represent
@@ -188,12 +189,17 @@ mod tests {
     }
 
     #[test]
-    fn a_native_value_is_not_a_record() {
+    fn a_native_value_reads_as_its_json_and_a_non_finite_float_as_no_record() {
         let mut dict = Dict::new();
         dict.insert("counter", 3i64);
-        let err = json_text("counter", dict.get("counter").unwrap()).unwrap_err();
+        dict.insert("bad", f64::NAN);
+        assert_eq!(
+            json_text("counter", dict.get("counter").unwrap()).unwrap(),
+            "3"
+        );
+        let err = json_text("bad", dict.get("bad").unwrap()).unwrap_err();
         assert!(
-            err.to_string().contains("\"counter\" is a sessiondir int"),
+            err.to_string().contains("\"bad\" has no JSON form"),
             "{err}"
         );
     }

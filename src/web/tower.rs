@@ -86,8 +86,9 @@
 //! representation as the `actix-session` adapter's, so `sessiondir show` and
 //! [`Store::load::<Dict>`](Store::load) read it, and `sessiondir::actix` loads a tower session
 //! by its sessiondir id. (The other way round, an actix session's random id is not the image
-//! of any tower [`Id`], so tower cannot name it.) The expiry date is the header's
-//! [`Expiry::At`].
+//! of any tower [`Id`], so tower cannot name it.) Entries that are native [`Dict`] values (an
+//! axum handler's [`Dict::increment`], say) load as the JSON values they stand for: the one
+//! record format of [`Dict::get_as`]. The expiry date is the header's [`Expiry::At`].
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -319,8 +320,8 @@ pub enum TowerStoreError {
         /// serde_json's error.
         source: serde_json::Error,
     },
-    /// The session file holds data that is not a tower-sessions record (an entry that is not
-    /// JSON text, or not valid JSON).
+    /// The session file holds data that is not a tower-sessions record (an entry with no JSON
+    /// form, or text that is not valid JSON).
     #[error("session file {} is not a web framework session record: {detail}", path.display())]
     NotARecord {
         /// The session file.

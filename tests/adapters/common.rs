@@ -336,3 +336,48 @@ impl Adapter for Actix {
         self.create(data, ttl).await
     }
 }
+
+/// Serves `app` on a free loopback port until the test's runtime ends; its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// A GET's answer: the status, the `Set-Cookie` values, the body.
+pub struct Reply {
+    pub status: u16,
+    pub set_cookies: Vec<String>,
+    pub body: String,
+}
+
+/// GET `url` over real HTTP (ureq, from a blocking thread), with a `Cookie` header if given.
+pub async fn http_get(url: String, cookie: Option<String>) -> Reply {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut req = agent.get(&url);
+        if let Some(cookie) = &cookie {
+            req = req.header("Cookie", cookie);
+        }
+        let mut res = req.call().expect("GET");
+        let set_cookies = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        Reply {
+            status: res.status().as_u16(),
+            set_cookies,
+            body: res.body_mut().read_to_string().expect("body"),
+        }
+    })
+    .await
+    .expect("the request task")
+}

@@ -264,10 +264,10 @@ async fn errors_map_to_decode_and_backend_with_the_path() {
     let fx = Fixture::new();
     let store = TowerStore::new(fx.store.clone());
 
-    // A native sessiondir value, not JSON text.
+    // A native sessiondir value with no JSON form (a NaN).
     let native = Id::default();
     let mut dict = Dict::new();
-    dict.insert("counter", 3i64);
+    dict.insert("counter", f64::NAN);
     fx.store
         .create_with_id(&TowerStore::session_id(&native), &dict, Expiry::Never)
         .expect("create");
@@ -276,7 +276,7 @@ async fn errors_map_to_decode_and_backend_with_the_path() {
         Err(StoreError::Decode(message)) => {
             assert!(message.contains(&path.display().to_string()), "{message}");
             assert!(
-                message.contains("\"counter\" is a sessiondir int"),
+                message.contains("\"counter\" has no JSON form"),
                 "{message}"
             );
         }

@@ -9,6 +9,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod json;
+pub use json::EntryError;
+#[cfg(any(feature = "tower-sessions", feature = "actix-session"))]
+pub(crate) use json::entry_json;
+
 /// A value in a [`Dict`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
