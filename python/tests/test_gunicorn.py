@@ -11,6 +11,8 @@ framework  sessiondir (exact)                      the framework's own file stor
 Django     engine + ``CheckoutSessionMiddleware``  ``django.contrib.sessions.backends.file``
 session3   ``DirectorySessionStore`` +             session3's ``DirectorySessionStore`` and
            ``SessionManager``                      ``SessionManager``
+Flask      ``sessiondir.flask.Sessiondir``         Flask-Session's file-system backend (Flask
+                                                   has no file store of its own)
 =========  ======================================  =========================================
 """
 
@@ -40,22 +42,34 @@ def _django(backend: str) -> AbstractContextManager[Server]:
     return serve_django(backend, workers=WORKERS)
 
 
-def _quixote(backend: str) -> AbstractContextManager[Server]:
-    pytest.importorskip("session3")
-    pytest.importorskip("quixote")
-    return serve(
-        "quixoteapp:application",
-        name=f"quixote-{backend}",
-        cookie="QX_session",
-        env={"SESSIONDIR_TEST_BACKEND": backend},
-        workers=WORKERS,
-    )
+def _wsgi(target: str, cookie: str, *needs: str) -> Callable[[str], AbstractContextManager[Server]]:
+    """A factory serving ``target`` with ``$SESSIONDIR_TEST_BACKEND`` set to the backend;
+    skips unless the modules ``needs`` are installed (``flask_session`` only for that one)."""
+
+    def factory(backend: str) -> AbstractContextManager[Server]:
+        for module in needs:
+            if module != "flask_session" or backend == "flask-session":
+                pytest.importorskip(module)
+        return serve(
+            target,
+            name=f"{target}-{backend}",
+            cookie=cookie,
+            env={"SESSIONDIR_TEST_BACKEND": backend},
+            workers=WORKERS,
+        )
+
+    return factory
+
+
+_quixote = _wsgi("quixoteapp:application", "QX_session", "session3", "quixote")
+_flask = _wsgi("flaskapp:application", "session", "flask", "flask_session")
 
 
 # (framework, server factory, sessiondir backend, the framework's own backend, increments)
 CASES: list[tuple[str, Callable[[str], AbstractContextManager[Server]], str, str, int]] = [
     ("Django", _django, "sessiondir", "file", 400),
     ("session3", _quixote, "sessiondir", "session3", 200),
+    ("Flask", _flask, "sessiondir", "flask-session", 200),
 ]
 
 
