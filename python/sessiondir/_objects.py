@@ -88,7 +88,7 @@ class JsonCodec:
     into ``cls`` without calling its ``__init__``."""
 
     def __init__(self, cls: type) -> None:
-        self.cls = cls
+        self.cls: Any = cls
 
     def encode(self, key: str, obj: Any) -> dict[str, Any]:
         return {"key": key, "state": dict(vars(obj))}

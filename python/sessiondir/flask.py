@@ -228,7 +228,7 @@ class SessiondirSessionInterface(SessionInterface):
 
     def _save(self, app: flask.Flask, session: SessiondirSession, response: flask.Response) -> None:
         store = self.store(app)
-        cookie = {
+        cookie: dict[str, Any] = {
             "domain": self.get_cookie_domain(app),
             "path": self.get_cookie_path(app),
             "secure": self.get_cookie_secure(app),
