@@ -19,6 +19,7 @@ from typing import Any
 from flask import Flask, jsonify, session
 
 from sessiondir.flask import Sessiondir, checkout_session, readonly_session
+from wsgiharness import app_from_env
 
 COOKIE = "session"
 DELAY = float(os.environ.get("SESSIONDIR_TEST_DELAY_MS", "0")) / 1000
@@ -99,12 +100,4 @@ def make_app(backend: str, directory: Path, **config: Any) -> Flask:
     return app
 
 
-def _application() -> Any:
-    backend = os.environ.get("SESSIONDIR_TEST_BACKEND")
-    state = os.environ.get("SESSIONDIR_TEST_STATE")
-    if backend is None or state is None:
-        return None
-    return make_app(backend, Path(state) / "sessions")
-
-
-application = _application()
+application = app_from_env(make_app, "sessions")

@@ -26,6 +26,7 @@ from session3.SessionManager import SessionManager as Session3Manager
 from session3.store.DirectorySessionStore import DirectorySessionStore as Session3Store
 
 import sessiondir.session3
+from wsgiharness import app_from_env
 
 COOKIE = "QX_session"
 DELAY = float(os.environ.get("SESSIONDIR_TEST_DELAY_MS", "0")) / 1000
@@ -82,12 +83,8 @@ def make_publisher(backend: str, directory: Path) -> Publisher:
     )
 
 
-def _application() -> Any:
-    backend = os.environ.get("SESSIONDIR_TEST_BACKEND")
-    state = os.environ.get("SESSIONDIR_TEST_STATE")
-    if backend is None or state is None:
-        return None
-    return QWIP(make_publisher(backend, Path(state) / "sessions"))
+def _wsgi(backend: str, directory: Path) -> Any:
+    return QWIP(make_publisher(backend, directory))
 
 
-application = _application()
+application = app_from_env(_wsgi, "sessions")

@@ -13,6 +13,7 @@ session3   ``DirectorySessionStore`` +             session3's ``DirectorySession
            ``SessionManager``                      ``SessionManager``
 Flask      ``sessiondir.flask.Sessiondir``         Flask-Session's file-system backend (Flask
                                                    has no file store of its own)
+Webware    ``SessionSessiondirStore``              Webware's ``SessionFileStore``
 =========  ======================================  =========================================
 """
 
@@ -63,6 +64,7 @@ def _wsgi(target: str, cookie: str, *needs: str) -> Callable[[str], AbstractCont
 
 _quixote = _wsgi("quixoteapp:application", "QX_session", "session3", "quixote")
 _flask = _wsgi("flaskapp:application", "session", "flask", "flask_session")
+_webware = _wsgi("webwareapp:application", "_SID_", "webware")
 
 
 # (framework, server factory, sessiondir backend, the framework's own backend, increments)
@@ -70,6 +72,7 @@ CASES: list[tuple[str, Callable[[str], AbstractContextManager[Server]], str, str
     ("Django", _django, "sessiondir", "file", 400),
     ("session3", _quixote, "sessiondir", "session3", 200),
     ("Flask", _flask, "sessiondir", "flask-session", 200),
+    ("Webware", _webware, "sessiondir", "file", 200),
 ]
 
 

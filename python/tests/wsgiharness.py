@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -79,10 +79,12 @@ class Server:
         return cookies[self.cookie].value
 
     def counter(self, sid: str) -> int:
+        """The session's counter; 0 if the session is gone (``None``: a store that deleted
+        it, as Webware's file store does with a file it found half-written)."""
         status, body = self.request("GET", "/value", sid)
         if status != 200:
             raise RuntimeError(f"{self.name}: GET /value answered {status}: {body[:300]!r}")
-        return int(body)
+        return 0 if body == b"None" else int(body)
 
 
 @contextmanager
@@ -216,3 +218,13 @@ def increments(server: Server, total: int, clients: int) -> tuple[int, int]:
     sid = server.start_session()
     run = burst(server, [("POST", "/incr", sid)] * total, clients)
     return server.counter(sid), run.errors
+
+
+def app_from_env(make: Callable[[str, Path], Any], subdir: str) -> Any:
+    """In a gunicorn worker started by :func:`serve`: ``make(backend, state/subdir)`` with the
+    backend from ``$SESSIONDIR_TEST_BACKEND``; ``None`` when imported elsewhere (a test)."""
+    backend = os.environ.get("SESSIONDIR_TEST_BACKEND")
+    state = os.environ.get("SESSIONDIR_TEST_STATE")
+    if backend is None or state is None:
+        return None
+    return make(backend, Path(state) / subdir)
