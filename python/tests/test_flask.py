@@ -191,3 +191,46 @@ def test_non_json_values_are_refused_naming_the_key(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="obj"):
         client.post("/bad")
     assert client.get("/value").get_data() == b"0"
+
+
+def test_a_permanent_session_is_renewed_each_request_without_rewriting(tmp_path: Path) -> None:
+    client = _app(tmp_path, PERMANENT_SESSION_LIFETIME=timedelta(hours=1)).test_client()
+    client.post("/start")
+    client.post("/permanent")
+    store = sessiondir.Store(tmp_path / "s")
+    sid = _sid(client)
+    store.set_expiry(sid, 60)  # as if the last request was nearly an hour ago
+    generation = store.info(sid).generation
+    response = client.get("/value")
+    assert "Set-Cookie" in response.headers  # SESSION_REFRESH_EACH_REQUEST
+    info = store.info(sid)
+    assert info.expires > time.time() + 3500
+    assert store.load(sid)["n"] == 0
+    assert info.generation >= generation
+    off = _app(tmp_path, SESSION_REFRESH_EACH_REQUEST=False).test_client()
+    off.set_cookie(flaskapp.COOKIE, client.get_cookie(flaskapp.COOKIE).value)
+    assert "Set-Cookie" not in off.get("/value").headers
+
+
+def test_a_save_after_a_concurrent_logout_makes_a_new_session(tmp_path: Path) -> None:
+    app = _app(tmp_path, SESSIONDIR_HOLD_METHODS=[])  # /incr reads lock-free here
+    client = app.test_client()
+    olds: list[str] = []
+
+    @app.post("/incr-after-logout")
+    def incr_after_logout() -> str:
+        from flask import session
+
+        n = session.get("n", 0)
+        sessiondir.Store(tmp_path / "s").delete(olds[0])  # another request logged out
+        session["n"] = n + 1
+        return "ok"
+
+    client.post("/start")
+    old = _sid(client)
+    olds.append(old)
+    client.post("/incr-after-logout")
+    new = _sid(client)
+    store = sessiondir.Store(tmp_path / "s")
+    assert new != old and store.ids() == [new]
+    assert store.load(new) == {"n": 1}

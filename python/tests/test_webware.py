@@ -165,3 +165,22 @@ def test_a_lock_timeout_is_answered_503(tmp_path: Path) -> None:
         response = client.post("/incr")
     assert response.status_code == 503
     assert client.get("/value").get_data() == b"0"
+
+
+def test_with_check_out_off_getitem_reads_without_a_lock(webware_store: Any) -> None:
+    class _NoCheckOut(_App):
+        def setting(self, key: str, default: Any = None) -> Any:
+            if key == "SessiondirCheckOut":
+                return False
+            return super().setting(key, default)
+
+    store = SessionSessiondirStore(_NoCheckOut())
+    store["foo-3"] = _mock_session.Session(3)
+    session = store["foo-3"]
+    with sessiondir.Store(_RUN_DIR / "sessiondir").checkout(
+        _objects.id_for_key("foo-3"), timeout=0
+    ):
+        assert store["foo-3"].bar() == 18  # does not wait for the holder
+    session.setBar(5)
+    store.storeSession(session)
+    assert store.get("foo-3").bar() == 5
