@@ -40,7 +40,7 @@ from typing import Any, Callable, Optional
 import sessiondir
 from sessiondir.errors import AlreadyExists, Corrupt, Deleted, Expired, NotFound
 
-__all__ = ["id_for_key", "PickleCodec", "JsonCodec", "load", "write", "keys"]
+__all__ = ["id_for_key", "PickleCodec", "JsonCodec", "load", "decode", "write", "keys"]
 
 #: An encoder writes an object to a binary file; a decoder reads one back (Webware's
 #: ``encoder()``/``decoder()`` signatures, which are ``pickle.dump``/``pickle.load``'s).
@@ -129,15 +129,11 @@ def write(
     record: dict[str, Any],
     *,
     held: Optional[sessiondir.Checkout] = None,
-    expires: Optional[sessiondir.ExpiresAt] = None,
 ) -> None:
     """Saves ``record`` under ``key``: through ``held`` (kept checked out) if given, else by a
-    check-out just for this write, else (no such session) by creating it. ``expires`` (a
-    ``datetime`` or seconds from now) goes into the header; ``None`` leaves it to the store."""
+    check-out just for this write, else (no such session) by creating it."""
     if held is not None and held.held:
         held.data = record
-        if expires is not None:
-            held.set_expiry(expires)
         held.save()
         return
     sid = id_for_key(key)
@@ -145,13 +141,11 @@ def write(
         try:
             with store.checkout(sid) as session:
                 session.data = record
-                if expires is not None:
-                    session.set_expiry(expires)
             return
         except (NotFound, Expired, Deleted):
             pass
         try:
-            store.create(record, id=sid, expires=expires)
+            store.create(record, id=sid)
             return
         except AlreadyExists:
             continue

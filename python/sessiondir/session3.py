@@ -239,7 +239,7 @@ class SessionManager(_SessionManager):
 
     def get_session(self) -> Any:
         request = get_request()
-        id = self._get_session_id(request_config())
+        id = self._get_session_id(_publisher_config())
         session = None
         if id and self._holds(request):
             try:
@@ -288,7 +288,7 @@ class SessionManager(_SessionManager):
         self.clear_session(request)
 
 
-def request_config() -> Any:
+def _publisher_config() -> Any:
     """The running publisher's config (session3's ``_get_session_id`` takes it)."""
     from quixote import get_publisher
 
