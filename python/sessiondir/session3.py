@@ -33,11 +33,11 @@ import threading
 from collections.abc import Collection, Iterator
 from typing import Any, Optional, Union
 
-from quixote import get_request, get_response
-from quixote.errors import PublishError
-from session3.Session import Session
-from session3.SessionManager import SessionManager as _SessionManager
-from session3.store.SessionStore import SessionStore
+from quixote import get_publisher, get_request, get_response  # type: ignore[import-untyped]
+from quixote.errors import PublishError  # type: ignore[import-untyped]
+from session3.Session import Session  # type: ignore[import-untyped]
+from session3.SessionManager import SessionManager as _SessionManager  # type: ignore[import-untyped]
+from session3.store.SessionStore import SessionStore  # type: ignore[import-untyped]
 
 import sessiondir
 from sessiondir import _objects
@@ -48,7 +48,7 @@ __all__ = ["DirectorySessionStore", "SessionManager", "SessionBusy"]
 log = logging.getLogger("sessiondir.session3")
 
 
-class DirectorySessionStore(SessionStore):
+class DirectorySessionStore(SessionStore):  # type: ignore[misc]
     """session3 sessions in a sessiondir directory, one file per session.
 
     :param directory: the session directory.
@@ -191,7 +191,7 @@ class DirectorySessionStore(SessionStore):
         return f"<sessiondir.session3.DirectorySessionStore {self.directory!r} {self.serializer}>"
 
 
-class SessionBusy(PublishError):
+class SessionBusy(PublishError):  # type: ignore[misc]
     """Another request held the session longer than the lock timeout: answered ``503 Service
     Unavailable`` with ``Retry-After: 1`` (as sessiondir's axum layer answers)."""
 
@@ -200,7 +200,7 @@ class SessionBusy(PublishError):
     description = "The session is busy with another request; try again."
 
 
-class SessionManager(_SessionManager):
+class SessionManager(_SessionManager):  # type: ignore[misc]
     """session3's ``SessionManager`` with each request's session checked out.
 
     :param store_obj: a :class:`DirectorySessionStore`.
@@ -290,6 +290,4 @@ class SessionManager(_SessionManager):
 
 def _publisher_config() -> Any:
     """The running publisher's config (session3's ``_get_session_id`` takes it)."""
-    from quixote import get_publisher
-
     return get_publisher().config

@@ -52,11 +52,11 @@ import threading
 import time
 from typing import Any, Iterator, Optional
 
-import webware
+import webware  # type: ignore[import-untyped]
 
 import sessiondir
 from sessiondir import _objects
-from sessiondir.errors import Busy, Corrupt, Expired, LockTimeout, NotFound
+from sessiondir.errors import AlreadyExists, Busy, Corrupt, Expired, LockTimeout, NotFound
 
 webware.addToSearchPath()  # Webware's own modules import each other by their bare names
 
@@ -99,7 +99,7 @@ class SessionSessiondirStore(SessionStore):  # type: ignore[misc]
         held = getattr(self._held, "sessions", None)
         if held is None:
             held = self._held.sessions = {}
-        return held  # type: ignore[no-any-return]
+        return held
 
     def _load(self, key: str) -> Any:
         """The session, read without a lock; ``KeyError`` if missing (a damaged file is
@@ -250,7 +250,7 @@ class SessionSessiondirStore(SessionStore):  # type: ignore[misc]
                 return None
         try:
             self._store.create(self._encode(key, default), id=_objects.id_for_key(key))
-        except sessiondir.AlreadyExists:
+        except AlreadyExists:
             return self._load(key)
         return default
 
