@@ -25,6 +25,8 @@ naming the key, before anything is written. Each top-level value is stored as JS
 record format of the Rust web adapters; see ``docs/design.md``, "Python binding".
 
 Django: ``SESSION_ENGINE = "sessiondir.django"`` and :mod:`sessiondir.django.middleware`.
+Flask: :mod:`sessiondir.flask`. session3 (Quixote 3): :mod:`sessiondir.session3`. Webware for
+Python 3: :mod:`sessiondir.webware.SessionSessiondirStore`.
 """
 
 from __future__ import annotations

@@ -33,32 +33,18 @@ Use it in place of ``django.contrib.sessions.middleware.SessionMiddleware``, wit
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional
 
 from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse
 
+from sessiondir._views import checkout_session, readonly_session
 from sessiondir.errors import LockTimeout
 
 __all__ = ["CheckoutSessionMiddleware", "checkout_session", "readonly_session"]
 
 DEFAULT_CHECKOUT_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-
-_View = TypeVar("_View", bound=Callable[..., Any])
-
-
-def checkout_session(view: _View) -> _View:
-    """Decorator: requests to this view hold their session checked out, whatever the method."""
-    view.sessiondir_checkout = True  # type: ignore[attr-defined]
-    return view
-
-
-def readonly_session(view: _View) -> _View:
-    """Decorator: requests to this view read their session without a lock, whatever the
-    method (a change is still saved, by a check-out just for the write)."""
-    view.sessiondir_checkout = False  # type: ignore[attr-defined]
-    return view
 
 
 class CheckoutSessionMiddleware(SessionMiddleware):

@@ -1,0 +1,1 @@
+"""Servlets of the Webware test application (one per file, named as the file)."""
