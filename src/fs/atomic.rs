@@ -89,11 +89,17 @@ pub(crate) fn write(
             .map_err(|e| Failure::Before(Error::io("sync", &temp.path, e)))?;
     }
     still_held().map_err(Failure::Before)?;
-    let flags = match how {
-        Target::Replace => RenameFlags::empty(),
-        Target::MustNotExist => RenameFlags::NOREPLACE,
+    let renamed = match how {
+        Target::Replace => renameat_with(
+            &parent.dir,
+            &temp.name,
+            &parent.dir,
+            parent.name,
+            RenameFlags::empty(),
+        ),
+        Target::MustNotExist => place_new(&parent.dir, &temp.name, parent.name),
     };
-    renameat_with(&parent.dir, &temp.name, &parent.dir, parent.name, flags).map_err(|e| {
+    renamed.map_err(|e| {
         Failure::Before(Error::io(
             "rename temporary file onto",
             target,
@@ -102,6 +108,23 @@ pub(crate) fn write(
     })?;
     temp.persisted();
     sync_dir_if(&parent.dir, target, durability).map_err(Failure::After)
+}
+
+/// Puts the file `temp` at `target` (both in `dir`) only if nothing is there:
+/// `renameat2(RENAME_NOREPLACE)`, or, where the file system does not know the flag (`EINVAL`,
+/// `ENOSYS`, `EOPNOTSUPP`: GlusterFS, bindfs and other FUSE mounts), `linkat` (which never
+/// replaces either) and `unlinkat` of the temporary name, as tempfile's `persist_noclobber`
+/// does. `EEXIST`: something is at `target`.
+fn place_new(dir: &OwnedFd, temp: &str, target: &std::ffi::OsStr) -> Result<(), Errno> {
+    match renameat_with(dir, temp, dir, target, RenameFlags::NOREPLACE) {
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            rustix::fs::linkat(dir, temp, dir, target, AtFlags::empty())?;
+            // The file is in place; a temporary name left by a failed unlink is tidy's.
+            let _ = rustix::fs::unlinkat(dir, temp, AtFlags::empty());
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// A writer's temporary file, created relative to its open directory and unlinked from it

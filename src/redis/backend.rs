@@ -62,7 +62,9 @@ impl Backend for RedisStore {
         let Some(frame) = self.read_frame(id)? else {
             return Ok(None);
         };
-        if frame.header.is_expired(format::now_ms()) {
+        // Past its expiry, a session somebody holds is still in use (its lease keeps the
+        // server's TTL from removing it, scripts.rs): as in the directory store.
+        if frame.header.is_expired(format::now_ms()) && !self.is_checked_out(id)? {
             return Ok(None);
         }
         Ok(Some(Snapshot {
@@ -71,9 +73,14 @@ impl Backend for RedisStore {
         }))
     }
 
-    /// Whether the session exists and has not expired (no lease taken).
+    /// Whether the session exists and has not expired (no lease taken); past its expiry, a
+    /// session somebody holds exists (one `EXISTS` of its lease more).
     fn exists(&self, id: &SessionId) -> Result<bool, Error> {
-        Ok(self.info(id)?.is_some_and(|i| !i.is_expired()))
+        match self.info(id)? {
+            None => Ok(false),
+            Some(info) if !info.is_expired() => Ok(true),
+            Some(_) => self.is_checked_out(id),
+        }
     }
 
     /// A session's metadata. Missing → `Ok(None)`.

@@ -177,6 +177,7 @@ impl Lease {
         let reply: Value = self.run("extend the lease of", |con| {
             scripts::EXTEND
                 .key(&self.keys.lock)
+                .key(&self.keys.data)
                 .arg(&self.lease)
                 .arg(lease_ms)
                 .invoke(con)

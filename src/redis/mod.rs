@@ -34,7 +34,8 @@
 //!
 //! **Differences from the directory store.** Expiry is the server's own TTL: an expired session
 //! is removed by the server, so check-out reports [`Error::NotFound`] rather than
-//! [`Error::Expired`], and [`RedisStore::delete_expired`](crate::Backend::delete_expired) has nothing to do. Waiters are not
+//! [`Error::Expired`] (a held session is never removed under its holder: a lease keeps the
+//! data's TTL at least as long as itself, design §3.6), and [`RedisStore::delete_expired`](crate::Backend::delete_expired) has nothing to do. Waiters are not
 //! queued (every waiter woken by a release tries once; one wins). A holder must finish (or
 //! [`Checkout::extend_lease`](crate::Checkout#method.extend_lease)) within its lease. [`RedisStore::cycle_id`](crate::Backend::cycle_id) moves the session
 //! between two hash slots, so it needs a standalone (or Sentinel-managed) server, not Redis

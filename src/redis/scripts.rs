@@ -22,7 +22,8 @@ use redis::Script;
 
 /// Check-out attempt. KEYS: data, lock. ARGV: token, lease ms.
 /// Reply: `{0}` no session; `{1, pttl}` held by someone (pttl of the lease, ms, or -1);
-/// `{2, fence, frame}` taken.
+/// `{2, fence, frame}` taken. A held session does not expire under its holder: the data's TTL
+/// is raised to at least the lease's (never lowered; a session without TTL keeps none).
 pub(crate) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -31,6 +32,8 @@ local pttl = redis.call('PTTL', KEYS[2])
 if pttl ~= -2 then return {1, pttl} end
 local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
 redis.call('SET', KEYS[2], fence .. ':' .. ARGV[1], 'PX', ARGV[2])
+local dttl = redis.call('PTTL', KEYS[1])
+if dttl >= 0 and dttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return {2, fence, redis.call('HGET', KEYS[1], 'frame')}
 ",
     )
@@ -77,14 +80,16 @@ return 1
     )
 });
 
-/// Lease extension. KEYS: lock. ARGV: lease, lease ms. Reply: `{1}` extended,
-/// `{0, lease or false}` not ours.
+/// Lease extension. KEYS: lock, data. ARGV: lease, lease ms. Reply: `{1}` extended,
+/// `{0, lease or false}` not ours. The data's TTL is raised with the lease, as at `ACQUIRE`.
 pub(crate) static EXTEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local lease = redis.call('GET', KEYS[1])
 if lease ~= ARGV[1] then return {0, lease} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local dttl = redis.call('PTTL', KEYS[2])
+if dttl >= 0 and dttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return {1}
 ",
     )

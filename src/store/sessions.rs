@@ -140,7 +140,12 @@ impl Store {
         else {
             return Ok(None);
         };
-        if expired == Expired::Hide && frame.header.is_expired(format::now_ms()) {
+        // Past its expiry, a session somebody holds is still in use: its holder will check
+        // it in (design §3.6, "Held sessions do not expire").
+        if expired == Expired::Hide
+            && frame.header.is_expired(format::now_ms())
+            && !self.is_checked_out(id)?
+        {
             return Ok(None);
         }
         Ok(Some(Snapshot {
@@ -153,12 +158,22 @@ impl Store {
     /// header has its own checksum; the payload is not read, so a session whose payload is
     /// damaged still exists here while [`load`](Self::load) reports
     /// [`Error::Corrupt`](crate::Error::Corrupt) (gc, `ls` and `stats` judge by the header too).
+    ///
+    /// A session past its expiry that somebody holds exists: a checked-out session is in use
+    /// and does not expire under its holder (one non-blocking lock attempt, only for a session
+    /// whose expiry has passed).
     pub fn exists(&self, id: &SessionId) -> Result<bool, Error> {
-        Ok(self.info(id)?.is_some_and(|i| !i.is_expired()))
+        match self.info(id)? {
+            None => Ok(false),
+            Some(info) if !info.is_expired() => Ok(true),
+            Some(_) => self.is_checked_out(id),
+        }
     }
 
     /// A session's metadata from its header, expired or not (no lock). Missing → `Ok(None)`.
-    /// Reads the header only, as [`exists`](Self::exists) does.
+    /// Reads the header only, as [`exists`](Self::exists) does. Its times are the recorded
+    /// ones: a held session past its expiry reports [`SessionInfo::is_expired`] true, although
+    /// [`exists`](Self::exists) and [`load`](Self::load) count it as live while it is held.
     pub fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
         self.read_info(id, format::Activity::Honour)
     }

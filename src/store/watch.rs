@@ -130,7 +130,9 @@ fn translate(
             let Some(path) = layout.beneath(path) else {
                 continue;
             };
-            let Ok(Some(header)) = format::read_header(&path, layout.reads(), format::Activity::Honour) else {
+            let Ok(Some(header)) =
+                format::read_header(&path, layout.reads(), format::Activity::Honour)
+            else {
                 continue;
             };
             Change {

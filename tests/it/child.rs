@@ -59,6 +59,7 @@ fn entry() {
         "fsize_writer" => fsize_writer(&commands),
         "nonce_writer" => nonce_writer(),
         "no_exchange" => no_exchange(),
+        "no_noreplace" => no_noreplace(),
         other => panic!("unknown child role {other:?}"),
     }
 }
@@ -400,7 +401,7 @@ pub fn nonce_of(blob: &Blob) -> Option<u64> {
 /// reused), that no spare file is left, and that the session reads back the new version;
 /// reports `CHECKED <n>` after each.
 fn no_exchange() {
-    refuse_rename_exchange();
+    refuse_rename_flags(libc::RENAME_EXCHANGE);
     let scratch = std::path::PathBuf::from(env("SD_SCRATCH"));
     let (a, b) = (scratch.join("a"), scratch.join("b"));
     std::fs::write(&a, b"a").expect("child: scratch file");
@@ -453,9 +454,9 @@ fn no_exchange() {
     }
 }
 
-/// Installs a seccomp filter on every thread of this process: `renameat2` with
-/// `RENAME_EXCHANGE` in its flags returns `EINVAL`; every other call is allowed.
-fn refuse_rename_exchange() {
+/// Installs a seccomp filter on every thread of this process: `renameat2` with any of `flags`
+/// returns `EINVAL`; every other call is allowed.
+fn refuse_rename_flags(flags: u32) {
     // struct seccomp_data: nr at 0, arch at 4, instruction pointer at 8, args at 16; the low
     // 32 bits of args[4] (renameat2's flags) at 48 on a little-endian machine.
     const NR: u32 = 0;
@@ -467,13 +468,12 @@ fn refuse_rename_exchange() {
         k,
     };
     let nr = u32::try_from(libc::SYS_renameat2).expect("syscall number");
-    let exchange = libc::RENAME_EXCHANGE;
     let errno = u32::try_from(libc::EINVAL).expect("errno");
     let mut program = [
         op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, NR),
         op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 3, nr),
         op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, FLAGS_LOW),
-        op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, exchange),
+        op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, flags),
         op(
             libc::BPF_RET | libc::BPF_K,
             0,
@@ -502,6 +502,46 @@ fn refuse_rename_exchange() {
         "child: cannot install the seccomp filter: {}",
         std::io::Error::last_os_error()
     );
+}
+
+/// `no_noreplace` (spares): makes `renameat2(..., RENAME_NOREPLACE)` fail with `EINVAL` for
+/// this process, as GlusterFS and bindfs do (checked on scratch files in `SD_SCRATCH`,
+/// reported as `FILTERED`), then creates a new store in `SD_DIR` (its marker is written
+/// without clobbering) and `SD_COUNT` sessions in it, each checked out and in once; reports
+/// `CREATED <n>` after each and `ID <id>` for the last.
+fn no_noreplace() {
+    refuse_rename_flags(libc::RENAME_NOREPLACE);
+    let scratch = std::path::PathBuf::from(env("SD_SCRATCH"));
+    let (a, b) = (scratch.join("a"), scratch.join("b"));
+    std::fs::write(&a, b"a").expect("child: scratch file");
+    #[allow(clippy::disallowed_methods)] // checking that the filter refuses the flag
+    let refused = rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &a,
+        rustix::fs::CWD,
+        &b,
+        rustix::fs::RenameFlags::NOREPLACE,
+    );
+    assert_eq!(
+        refused,
+        Err(rustix::io::Errno::INVAL),
+        "child: the filter is not in force"
+    );
+    report("FILTERED");
+
+    let store = Store::open(env("SD_DIR")).expect("child: create the store");
+    let mut last = None;
+    for n in 1..=env_parse::<u64>("SD_COUNT") {
+        let id = store.create(&nonce_blob(n, 64)).expect("child: create");
+        let mut session = store.checkout::<Blob>(&id).expect("child: checkout");
+        *session.data_mut() = nonce_blob(n + 1000, 64);
+        session.check_in().expect("child: check in");
+        report(&format!("CREATED {n}"));
+        last = Some(id);
+    }
+    if let Some(id) = last {
+        report(&format!("ID {id}"));
+    }
 }
 
 /// `fsize_writer` (faults): checks out the [`Blob`] session `SD_ID`, fills it with `SD_SIZE`

@@ -471,3 +471,41 @@ fn a_file_system_without_rename_exchange_falls_back_to_renaming() {
     check_in_blob(store, &id, nonce_blob(COUNT + 2, 4096));
     assert!(fs::symlink_metadata(spare_of(store, &id)).is_ok());
 }
+
+/// A file system that does not know `RENAME_NOREPLACE` (GlusterFS and bindfs answer
+/// `EINVAL`): the store's marker and every create still go in without clobbering (a hard link,
+/// then the temporary name unlinked), and nothing is left behind. Failed on GlusterFS in the
+/// multi-host CI run when the temporary file stopped being tempfile's (issue 19).
+#[test]
+fn a_file_system_without_rename_noreplace_still_creates_without_clobbering() {
+    const COUNT: u64 = 5;
+    let dir = tempfile::tempdir().expect("dir");
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let root = dir.path().join("store");
+    let env = vec![
+        ("SD_DIR", root.display().to_string()),
+        ("SD_COUNT", COUNT.to_string()),
+        ("SD_SCRATCH", scratch.path().display().to_string()),
+    ];
+    let mut child = Proc::start("no_noreplace", &env);
+    child.wait_for("FILTERED", REPORT_TIMEOUT);
+    child.finish(Duration::from_secs(30));
+    let reports = child.reports();
+    let created = reports.iter().filter(|r| r.starts_with("CREATED ")).count();
+    assert_eq!(
+        created,
+        usize::try_from(COUNT).expect("count"),
+        "{reports:?}"
+    );
+    let store = Store::open(&root).expect("reopen");
+    assert_eq!(store.ids().count(), usize::try_from(COUNT).expect("count"));
+    let last = reports
+        .iter()
+        .find_map(|r| r.strip_prefix("ID "))
+        .expect("last id");
+    let last = SessionId::parse(last).expect("id");
+    let blob = store.load::<Blob>(&last).expect("load").expect("exists");
+    assert_eq!(nonce_of(&blob), Some(COUNT + 1000));
+    assert_eq!(temp_files(&root), Vec::<PathBuf>::new());
+    assert_eq!(store.tidy().expect("tidy"), TidyReport::default());
+}
