@@ -60,6 +60,7 @@ fn entry() {
         "nonce_writer" => nonce_writer(),
         "no_exchange" => no_exchange(),
         "no_noreplace" => no_noreplace(),
+        "no_openat2" => no_openat2(&commands),
         other => panic!("unknown child role {other:?}"),
     }
 }
@@ -401,25 +402,7 @@ pub fn nonce_of(blob: &Blob) -> Option<u64> {
 /// reused), that no spare file is left, and that the session reads back the new version;
 /// reports `CHECKED <n>` after each.
 fn no_exchange() {
-    refuse_rename_flags(libc::RENAME_EXCHANGE);
-    let scratch = std::path::PathBuf::from(env("SD_SCRATCH"));
-    let (a, b) = (scratch.join("a"), scratch.join("b"));
-    std::fs::write(&a, b"a").expect("child: scratch file");
-    std::fs::write(&b, b"b").expect("child: scratch file");
-    #[allow(clippy::disallowed_methods)] // checking that the filter refuses the exchange
-    let refused = rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        &a,
-        rustix::fs::CWD,
-        &b,
-        rustix::fs::RenameFlags::EXCHANGE,
-    );
-    assert_eq!(
-        refused,
-        Err(rustix::io::Errno::INVAL),
-        "child: the filter is not in force"
-    );
-    report("FILTERED");
+    refuse_rename_flags(rustix::fs::RenameFlags::EXCHANGE);
 
     let store = open_store(false);
     let id = env_id();
@@ -454,34 +437,76 @@ fn no_exchange() {
     }
 }
 
+/// Makes `renameat2` with any of `flags` fail with `EINVAL` for this process (a seccomp filter,
+/// below), checks that it does on two scratch files in `SD_SCRATCH`, and reports `FILTERED`.
+fn refuse_rename_flags(flags: rustix::fs::RenameFlags) {
+    install_rename_filter(flags.bits());
+    let scratch = std::path::PathBuf::from(env("SD_SCRATCH"));
+    let (a, b) = (scratch.join("a"), scratch.join("b"));
+    std::fs::write(&a, b"a").expect("child: scratch file");
+    std::fs::write(&b, b"b").expect("child: scratch file");
+    #[allow(clippy::disallowed_methods)] // checking that the filter refuses the flags
+    let refused = rustix::fs::renameat_with(rustix::fs::CWD, &a, rustix::fs::CWD, &b, flags);
+    assert_eq!(
+        refused,
+        Err(rustix::io::Errno::INVAL),
+        "child: the filter is not in force"
+    );
+    report("FILTERED");
+}
+
 /// Installs a seccomp filter on every thread of this process: `renameat2` with any of `flags`
 /// returns `EINVAL`; every other call is allowed.
-fn refuse_rename_flags(flags: u32) {
+fn install_rename_filter(flags: u32) {
+    install_refusal(libc::SYS_renameat2, Some(flags), libc::EINVAL);
+}
+
+/// Makes `openat2` fail with `ENOSYS` for this process, as on a kernel before 5.6 (a seccomp
+/// filter on every thread; every other call is allowed).
+fn refuse_openat2() {
+    install_refusal(libc::SYS_openat2, None, libc::ENOSYS);
+}
+
+/// Installs a seccomp filter on every thread of this process: the system call `nr` (if
+/// `flags` is given: only when its fifth argument has any of those bits, as renameat2's flags)
+/// returns `errno`; every other call is allowed.
+fn install_refusal(nr: libc::c_long, flags: Option<u32>, errno: i32) {
     // struct seccomp_data: nr at 0, arch at 4, instruction pointer at 8, args at 16; the low
-    // 32 bits of args[4] (renameat2's flags) at 48 on a little-endian machine.
-    const NR: u32 = 0;
-    const FLAGS_LOW: u32 = 48;
-    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+    // 32 bits of args[4] at 48 on a little-endian machine.
+    const ARG4_LOW: u32 = 48;
+    let nr = u32::try_from(nr).expect("syscall number");
+    let refuse = libc::SECCOMP_RET_ERRNO | u32::try_from(errno).expect("errno");
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let mut program = vec![bpf(load, 0, 0, SECCOMP_NR)];
+    match flags {
+        Some(flags) => program.extend([
+            bpf(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 3, nr),
+            bpf(load, 0, 0, ARG4_LOW),
+            bpf(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, flags),
+        ]),
+        None => program.push(bpf(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, nr)),
+    }
+    program.extend([
+        bpf(libc::BPF_RET | libc::BPF_K, 0, 0, refuse),
+        bpf(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]);
+    install_seccomp(&mut program);
+}
+
+/// The offset of the syscall number in `struct seccomp_data`.
+const SECCOMP_NR: u32 = 0;
+
+fn bpf(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
         code: u16::try_from(code).expect("BPF opcode"),
         jt,
         jf,
         k,
-    };
-    let nr = u32::try_from(libc::SYS_renameat2).expect("syscall number");
-    let errno = u32::try_from(libc::EINVAL).expect("errno");
-    let mut program = [
-        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, NR),
-        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 3, nr),
-        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, FLAGS_LOW),
-        op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, flags),
-        op(
-            libc::BPF_RET | libc::BPF_K,
-            0,
-            0,
-            libc::SECCOMP_RET_ERRNO | errno,
-        ),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-    ];
+    }
+}
+
+/// Installs the seccomp filter `program` on every thread of this process.
+fn install_seccomp(program: &mut [libc::sock_filter]) {
     let fprog = libc::sock_fprog {
         len: u16::try_from(program.len()).expect("program length"),
         filter: program.as_mut_ptr(),
@@ -504,30 +529,53 @@ fn refuse_rename_flags(flags: u32) {
     );
 }
 
+/// `no_openat2` (hostile): makes `openat2` fail with `ENOSYS` (checked, reported as
+/// `FILTERED`), opens the store `SD_DIR`, checks the session `SD_ID` out and in (reported as
+/// `WORKS`), then waits for the command `go` (the parent replaces the session's shard
+/// directory by a symlink meanwhile) and reports `OUTCOME <op> <ok|variant>` for a load, a
+/// check-out, a create and a delete of it.
+fn no_openat2(commands: &Receiver<String>) {
+    refuse_openat2();
+    let probe = rustix::fs::openat2(
+        rustix::fs::CWD,
+        ".",
+        rustix::fs::OFlags::PATH,
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::BENEATH,
+    );
+    assert_eq!(
+        probe.err(),
+        Some(rustix::io::Errno::NOSYS),
+        "child: no filter"
+    );
+    report("FILTERED");
+    let store = open_store(false);
+    let id = env_id();
+    let mut session = store.checkout::<Blob>(&id).expect("child: checkout");
+    *session.data_mut() = nonce_blob(2, 64);
+    session.check_in().expect("child: check in");
+    report("WORKS");
+    assert_eq!(next_command(commands), "go");
+    let outcome = |op: &str, r: Result<(), Error>| {
+        let word = match r {
+            Ok(()) => "ok".to_string(),
+            Err(Error::UnsafePath { .. }) => "UnsafePath".to_string(),
+            Err(e) => format!("{e:?}"),
+        };
+        report(&format!("OUTCOME {op} {word}"));
+    };
+    outcome("load", store.load::<Blob>(&id).map(drop));
+    outcome("checkout", store.checkout::<Blob>(&id).map(drop));
+    outcome("create", store.create(&nonce_blob(3, 64)).map(drop));
+    outcome("delete", store.delete(&id).map(drop));
+}
+
 /// `no_noreplace` (spares): makes `renameat2(..., RENAME_NOREPLACE)` fail with `EINVAL` for
-/// this process, as GlusterFS and bindfs do (checked on scratch files in `SD_SCRATCH`,
-/// reported as `FILTERED`), then creates a new store in `SD_DIR` (its marker is written
+/// this process, as GlusterFS and bindfs do (see [`refuse_rename_flags`]), then creates a new store in `SD_DIR` (its marker is written
 /// without clobbering) and `SD_COUNT` sessions in it, each checked out and in once; reports
 /// `CREATED <n>` after each and `ID <id>` for the last.
 fn no_noreplace() {
-    refuse_rename_flags(libc::RENAME_NOREPLACE);
-    let scratch = std::path::PathBuf::from(env("SD_SCRATCH"));
-    let (a, b) = (scratch.join("a"), scratch.join("b"));
-    std::fs::write(&a, b"a").expect("child: scratch file");
-    #[allow(clippy::disallowed_methods)] // checking that the filter refuses the flag
-    let refused = rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        &a,
-        rustix::fs::CWD,
-        &b,
-        rustix::fs::RenameFlags::NOREPLACE,
-    );
-    assert_eq!(
-        refused,
-        Err(rustix::io::Errno::INVAL),
-        "child: the filter is not in force"
-    );
-    report("FILTERED");
+    refuse_rename_flags(rustix::fs::RenameFlags::NOREPLACE);
 
     let store = Store::open(env("SD_DIR")).expect("child: create the store");
     let mut last = None;

@@ -130,7 +130,10 @@ fn gc_skips_an_expired_session_while_held_and_a_sliding_check_in_revives_it() {
         .unwrap();
     let mut holder = start_holder(&ts.dir, &id);
     wait_expired(&ts.store, &id);
-    assert!(ts.store.load::<Dict>(&id).unwrap().is_none());
+    // Past its expiry but held (by another process): in use, so it still loads and exists
+    // (design §3.6, "Held sessions do not expire"; it used to read as deleted).
+    assert!(ts.store.load::<Dict>(&id).unwrap().is_some());
+    assert!(ts.store.exists(&id).unwrap());
 
     let report = ts.store.delete_expired().unwrap();
     assert_eq!(report.skipped_busy, 1, "{report:?}");

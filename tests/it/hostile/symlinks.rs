@@ -531,3 +531,60 @@ fn a_store_root_given_as_a_symlink_is_used_and_nothing_outside_it_is_touched() {
     o.assert_transcript(&ALL_WELL);
     assert!(w.dir.join("sessiondir.store").is_file());
 }
+
+/// On a kernel without `openat2` (a child whose `openat2` fails with `ENOSYS`, as before Linux
+/// 5.6) paths are resolved component by component with `O_NOFOLLOW`: a handle still works,
+/// and still refuses a shard replaced by a symlink after it opened the store, writing nothing
+/// outside.
+#[test]
+fn without_openat2_requests_still_never_follow_a_replaced_shard() {
+    let dir = tempfile::tempdir().expect("dir");
+    let outside = tempfile::tempdir().expect("outside");
+    let root = dir.path().join("store");
+    let store = Store::builder(&root).fan_out(1).open().expect("create");
+    let id = store
+        .create(&crate::child::nonce_blob(1, 64))
+        .expect("create");
+    let shard = store
+        .session_path(&id)
+        .parent()
+        .expect("shard")
+        .to_path_buf();
+    let mut env = crate::child::envs(&root, &id);
+    env.push(("SD_SCRATCH", outside.path().display().to_string()));
+    let mut child = crate::child::Proc::start("no_openat2", &env);
+    child.wait_for("WORKS", Duration::from_secs(30));
+    // The attack: the shard moved aside, a symlink to a directory holding bait in its place.
+    let bait_dir = outside.path().join("bait");
+    fs::create_dir(&bait_dir).expect("bait dir");
+    fs::write(bait_dir.join(id.as_str()), b"bait").expect("bait");
+    #[allow(clippy::disallowed_methods)] // the attack
+    fs::rename(&shard, outside.path().join("moved")).expect("move aside");
+    std::os::unix::fs::symlink(&bait_dir, &shard).expect("plant");
+    child.send("go");
+    child.finish(Duration::from_secs(30));
+    let outcomes: Vec<String> = child
+        .reports()
+        .iter()
+        .filter_map(|r| r.strip_prefix("OUTCOME ").map(str::to_string))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "load UnsafePath",
+            "checkout UnsafePath",
+            "create UnsafePath",
+            "delete UnsafePath"
+        ],
+    );
+    let names: Vec<_> = fs::read_dir(&bait_dir)
+        .expect("bait dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        names,
+        [std::ffi::OsString::from(id.as_str())],
+        "wrote outside"
+    );
+    assert_eq!(fs::read(bait_dir.join(id.as_str())).expect("bait"), b"bait");
+}
