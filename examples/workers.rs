@@ -1,7 +1,7 @@
 //! Several worker processes share one session through one session directory.
 //!
 //! ```text
-//! cargo run --release -p sessiondir-examples --example workers -- [--workers 4] [--ops 500] [--dir DIR]
+//! cargo run --release -p sessiondir-cli --features workers --bin workers -- [--workers 4] [--ops 500] [--dir DIR]
 //! ```
 //!
 //! The parent creates a session holding a counter, starts `--workers` copies of itself as
