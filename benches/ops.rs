@@ -4,6 +4,8 @@
 //! cargo bench --bench ops                  # defaults: 1 KiB payload, 9 rounds
 //! SESSIONDIR_BENCH_DIR=/path cargo bench --bench ops   # measure another disk
 //! SESSIONDIR_BENCH_SESSIONS=1000000 cargo bench --bench ops   # gc over a million sessions
+//! SESSIONDIR_BENCH_REDIS=redis://127.0.0.1:6379/0 cargo bench --features redis --bench ops
+//!                                          # also Redis reads (keys under a prefix of their own)
 //! ```
 //!
 //! Each pair (store vs floor) runs in alternating rounds in one process on one directory, and
@@ -19,6 +21,8 @@
 //!   (walkdir, `lstat` of each path), and vs the fastest such walk (`fstatat` relative to each
 //!   open directory). The first round reads headers from disk if the page cache does not hold
 //!   them; the median is of warm rounds.
+//! * with `SESSIONDIR_BENCH_REDIS` (feature `redis`): `RedisStore::load` of a session with a
+//!   fixed and one with a sliding lifetime vs a bare `HGET` of its frame (one round trip each).
 
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
@@ -88,6 +92,11 @@ fn main() {
         },
     );
 
+    #[cfg(feature = "redis")]
+    if let Ok(url) = std::env::var("SESSIONDIR_BENCH_REDIS") {
+        redis_reads(&url, &data, iters);
+    }
+
     let floor_dir = tmp.path().join("floor");
     std::fs::create_dir_all(&floor_dir).expect("floor dir");
     let floor = Floor::new(&floor_dir, &std::fs::read(&path).expect("read"));
@@ -139,6 +148,49 @@ fn main() {
 }
 
 /// Runs `store_op` and `floor_op` `iters` times per round, alternating, and prints medians.
+/// `RedisStore::load` vs a bare `HGET` of the same frame, for a fixed and a sliding lifetime.
+#[cfg(feature = "redis")]
+fn redis_reads(url: &str, data: &Dict, iters: usize) {
+    use sessiondir::Backend;
+    use sessiondir::redis::RedisStore;
+    let prefix = format!("sessiondir-bench-{}:", std::process::id());
+    let store = RedisStore::builder(url)
+        .prefix(&prefix)
+        .open()
+        .expect("connect to SESSIONDIR_BENCH_REDIS");
+    let mut con = redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .expect("connect to SESSIONDIR_BENCH_REDIS");
+    let fixed = store
+        .create_with_expiry(data, sessiondir::Expiry::Never)
+        .expect("create");
+    let sliding = store
+        .create_with_expiry(data, sessiondir::Expiry::Idle(Duration::from_secs(1800)))
+        .expect("create");
+    for (name, id) in [
+        ("redis load 1 KiB (vs HGET)", fixed),
+        ("redis load 1 KiB, sliding (vs HGET)", sliding),
+    ] {
+        let key = store.session_key(&id);
+        report(
+            name,
+            iters,
+            || {
+                black_box(store.load::<Dict>(&id).expect("load"));
+            },
+            || {
+                let frame: Vec<u8> = redis::cmd("HGET")
+                    .arg(&key)
+                    .arg("frame")
+                    .query(&mut con)
+                    .expect("HGET");
+                black_box(frame);
+            },
+        );
+        store.delete(&id).expect("delete");
+    }
+}
+
 fn report(name: &str, iters: usize, mut store_op: impl FnMut(), mut floor_op: impl FnMut()) {
     let mut store_times = Vec::with_capacity(ROUNDS);
     let mut floor_times = Vec::with_capacity(ROUNDS);

@@ -3,7 +3,8 @@
 //! The guard is the only way to change a session's data. It travels with what it protects: the
 //! locked lock file, the header it was read with, and the decoded data. [`Checkout::check_in`]
 //! writes atomically and releases; dropping the guard releases without writing; a failed
-//! check-in hands the guard back inside [`CheckinError`].
+//! check-in hands the guard back inside [`CheckinError`]. [`Checkout::check_in_if_changed`]
+//! writes only if the encoded data differ from the bytes read at check-out (kept for that).
 
 use std::fmt;
 
@@ -32,12 +33,24 @@ pub struct Checkout<T, B: Backend> {
     held: B::Held,
     header: Header,
     data: T,
+    /// The frame as read at check-out (or last written): what
+    /// [`check_in_if_changed`](Self::check_in_if_changed) compares the encoded data with.
+    stored: Vec<u8>,
+    /// An expiry change or an id cycle since `stored`: the next check-in must write.
+    moved_on: bool,
 }
 
 impl<T, B: Backend> Checkout<T, B> {
-    /// Assembles a guard from a held lock and what was read under it.
-    pub(crate) fn from_parts(held: B::Held, header: Header, data: T) -> Self {
-        Checkout { held, header, data }
+    /// Assembles a guard from a held lock and what was read under it: the frame (kept, to
+    /// tell an unchanged check-in) and the data decoded from it.
+    pub(crate) fn from_parts(held: B::Held, frame: format::Frame, data: T) -> Self {
+        Checkout {
+            held,
+            header: frame.header,
+            data,
+            stored: frame.into_bytes(),
+            moved_on: false,
+        }
     }
 
     /// The session's id (changes after [`cycle_id`](Self::cycle_id)).
@@ -68,6 +81,7 @@ impl<T, B: Backend> Checkout<T, B> {
     /// Changes the expiry rule; written by the next check-in or save.
     pub fn set_expiry(&mut self, expiry: Expiry) {
         self.header.apply_expiry(expiry, format::now_ms());
+        self.moved_on = true;
     }
 
     /// Releases the session without writing (the same as dropping the guard).
@@ -87,6 +101,8 @@ impl<T, B: Backend> Checkout<T, B> {
     /// the new id. [`Error::LockLost`] (nothing moved) if the lock file was removed from the
     /// store while held.
     pub fn cycle_id(&mut self) -> Result<SessionId, Error> {
+        // Even a failed cycle may have moved the session: count it as a change either way.
+        self.moved_on = true;
         self.held.cycle()
     }
 
@@ -117,7 +133,10 @@ impl<T: Serialize, B: Backend> Checkout<T, B> {
     /// the rename failed, the new version is already in place (but may not survive a power
     /// loss); checking in again is safe.
     pub fn check_in(mut self) -> Result<(), CheckinError<T, B>> {
-        match self.write(true) {
+        match self
+            .encode()
+            .and_then(|(bytes, header)| self.write(bytes, header, true))
+        {
             Ok(()) => Ok(()),
             Err(error) => Err(CheckinError {
                 error,
@@ -126,27 +145,73 @@ impl<T: Serialize, B: Backend> Checkout<T, B> {
         }
     }
 
-    /// Writes the data atomically and keeps the session checked out.
-    pub fn save(&mut self) -> Result<(), Error> {
-        self.write(false)
+    /// Checks the session in only if it changed: if the data encode to exactly the bytes
+    /// read at check-out (or last saved), and neither [`set_expiry`](Self::set_expiry) nor
+    /// [`cycle_id`](Self::cycle_id) was called, releases the session without writing
+    /// (the generation and the stored version stay as they are) and returns `Ok(false)`;
+    /// otherwise it is [`check_in`](Self::check_in), and returns `Ok(true)`.
+    ///
+    /// The comparison is of the encoded bytes, so a change made any way at all (interior
+    /// mutability included) is written, and a change undone before the check-in is not. An
+    /// unchanged session with an idle lifetime ([`Expiry::Idle`]) is kept alive as a visitor's
+    /// lock-free read keeps it ([`Backend::mark_active`]: throttled to once per quarter
+    /// lifetime, no rewrite); if it had expired by then (it was held past its expiry), it is
+    /// written after all, as a check-in would, since its holder kept it in use.
+    ///
+    /// Costs one encoding of the data, as a check-in does; the bytes read at check-out are
+    /// kept in the guard for it (the session's size in memory while it is checked out).
+    pub fn check_in_if_changed(mut self) -> Result<bool, CheckinError<T, B>> {
+        self.check_in_changed().map_err(|error| CheckinError {
+            error,
+            checkout: Box::new(self),
+        })
     }
 
-    fn write(&mut self, then_release: bool) -> Result<(), Error> {
+    fn check_in_changed(&mut self) -> Result<bool, Error> {
+        let (bytes, header) = self.encode()?;
+        let unchanged = !self.moved_on
+            && bytes.get(format::HEADER_LEN..) == self.stored.get(format::HEADER_LEN..);
+        // A sliding session stays alive without a write if the keep-alive finds it live; an
+        // error or an expired session falls back to the write.
+        if unchanged && (self.header.ttl_ms == 0 || self.held.mark_active().unwrap_or(false)) {
+            return Ok(false);
+        }
+        self.write(bytes, header, true).map(|()| true)
+    }
+
+    /// Writes the data atomically and keeps the session checked out.
+    pub fn save(&mut self) -> Result<(), Error> {
+        let (bytes, header) = self.encode()?;
+        self.write(bytes, header, false)
+    }
+
+    /// The data encoded behind the next header.
+    fn encode(&self) -> Result<(Vec<u8>, Header), Error> {
         let header = self.header.next(None, format::now_ms());
         let max = self.held.max_payload();
-        let (bytes, header) = format::encode(self.held.location(), header, &self.data, max)?;
+        format::encode(self.held.location(), header, &self.data, max)
+    }
+
+    fn write(&mut self, bytes: Vec<u8>, header: Header, then_release: bool) -> Result<(), Error> {
         match self.held.write(&bytes, &self.header, &header, then_release) {
             Ok(()) => {
-                self.header = header;
+                self.wrote(bytes, header);
                 Ok(())
             }
             Err(Failure::Before(e)) => Err(e),
             // The new version is in place; only its directory sync failed.
             Err(Failure::After(e)) => {
-                self.header = header;
+                self.wrote(bytes, header);
                 Err(e)
             }
         }
+    }
+
+    /// `bytes` (with `header`) is now the stored version.
+    fn wrote(&mut self, bytes: Vec<u8>, header: Header) {
+        self.header = header;
+        self.stored = bytes;
+        self.moved_on = false;
     }
 }
 

@@ -61,6 +61,11 @@ pub trait Backend: Clone + Send + Sync + 'static + sealed::Sealed {
     fn snapshot<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<Snapshot<T>>, Error>;
     /// See [`Store::exists`](crate::Store::exists).
     fn exists(&self, id: &SessionId) -> Result<bool, Error>;
+    /// See [`Store::mark_active`](crate::Store::mark_active): a visitor's lock-free
+    /// keep-alive of a sliding session, without reading its data or rewriting it (at most
+    /// once per quarter of its idle lifetime; on Redis it raises the key's TTL and records the
+    /// time in the session's hash, design §12). Missing or expired → `Ok(None)`.
+    fn mark_active(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error>;
     /// See [`Store::info`](crate::Store::info).
     fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error>;
     /// See [`Store::checkout`](crate::Store::checkout).
@@ -224,5 +229,8 @@ pub(crate) mod sealed {
         fn remove(self) -> Result<bool, Error>;
         /// Moves the session to a fresh id, still held.
         fn cycle(&mut self) -> Result<SessionId, Error>;
+        /// Records a visitor's activity on the held session as its backend's lock-free
+        /// `mark_active` does. `Ok(false)`: the session is gone or expired.
+        fn mark_active(&self) -> Result<bool, Error>;
     }
 }

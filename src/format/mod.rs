@@ -92,6 +92,11 @@ impl Frame {
         &self.bytes[HEADER_LEN..]
     }
 
+    /// The whole frame as read: header and payload.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// Decodes the payload as `T`. The whole payload must be one `T`: bytes left over mean
     /// the session holds another type whose encoding merely starts like a `T` (a one-entry
     /// `Dict` reads as far as a one-element list of strings), and that is a decoding error,

@@ -59,17 +59,18 @@ impl Backend for RedisStore {
 
     /// Like [`load`](Self::load), with the header the data was read with.
     fn snapshot<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Option<Snapshot<T>>, Error> {
-        let Some(frame) = self.read_frame(id)? else {
+        // A visitor's read: keeps a sliding session alive (design §12).
+        let Some((frame, header)) = self.read_frame(id, format::Activity::Record)? else {
             return Ok(None);
         };
         // Past its expiry, a session somebody holds is still in use (its lease keeps the
         // server's TTL from removing it, scripts.rs): as in the directory store.
-        if frame.header.is_expired(format::now_ms()) && !self.is_checked_out(id)? {
+        if header.is_expired(format::now_ms()) && !self.is_checked_out(id)? {
             return Ok(None);
         }
         Ok(Some(Snapshot {
             data: frame.decode(&self.location(&self.session_key(id)))?,
-            info: SessionInfo::from_header(*id, &frame.header),
+            info: SessionInfo::from_header(*id, &header),
         }))
     }
 
@@ -83,11 +84,21 @@ impl Backend for RedisStore {
         }
     }
 
-    /// A session's metadata. Missing → `Ok(None)`.
+    /// A session's metadata (its header, with the recorded activity counted; an admin's read,
+    /// which records none). Missing → `Ok(None)`.
     fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
         Ok(self
-            .read_frame(id)?
-            .map(|f| SessionInfo::from_header(*id, &f.header)))
+            .read_header(id, format::Activity::Honour)?
+            .map(|h| SessionInfo::from_header(*id, &h)))
+    }
+
+    /// A visitor's keep-alive: as [`load`](Self::load) records activity, without sending the
+    /// payload (one round trip; the TTL is raised at most once per quarter lifetime).
+    fn mark_active(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
+        Ok(self
+            .read_header(id, format::Activity::Record)?
+            .map(|h| SessionInfo::from_header(*id, &h))
+            .filter(|info| !info.is_expired()))
     }
 
     /// Checks a session out: waits (up to the lock timeout) for its holder, woken by the
@@ -156,8 +167,8 @@ impl Backend for RedisStore {
         for id in self.ids() {
             let id = id?;
             report.scanned += 1;
-            match self.read_frame(&id) {
-                Ok(Some(frame)) if is_idle(&frame.header) => {}
+            match self.read_frame(&id, format::Activity::Honour) {
+                Ok(Some((_, header))) if is_idle(&header) => {}
                 Ok(_) => continue,
                 Err(e) if matches!(e, Error::Redis { .. }) => return Err(e),
                 Err(_) => {
@@ -180,7 +191,7 @@ impl Backend for RedisStore {
                 bytes,
                 self.inner.settings.max_session_size,
             ) {
-                Ok(frame) if is_idle(&frame.header) => {
+                Ok(frame) if is_idle(&self.with_activity(&id, &frame.header)?) => {
                     if lease.remove()? {
                         report.deleted += 1;
                         report.bytes_freed += len;

@@ -272,6 +272,10 @@ impl sealed::Held for Lease {
         self.store.inner.settings.max_session_size
     }
 
+    fn mark_active(&self) -> Result<bool, Error> {
+        Ok(crate::Backend::mark_active(&self.store, &self.id)?.is_some())
+    }
+
     fn write(
         &mut self,
         bytes: &[u8],

@@ -215,21 +215,93 @@ impl RedisStore {
         Ok(created == 1)
     }
 
-    /// The session's frame as stored, without a lock. `Ok(None)`: no such session.
-    fn read_frame(&self, id: &SessionId) -> Result<Option<format::Frame>, Error> {
+    /// The session's frame as stored, without a lock, and its header with the recorded
+    /// activity noted (`scripts::READ`; with [`format::Activity::Record`] this read is
+    /// recorded when due). `Ok(None)`: no such session.
+    fn read_frame(
+        &self,
+        id: &SessionId,
+        activity: format::Activity,
+    ) -> Result<Option<(format::Frame, Header)>, Error> {
         let key = self.session_key(id);
-        let bytes: Option<Vec<u8>> = self.run("load", &key, |con| {
-            redis::cmd("HGET").arg(&key).arg("frame").query(con)
+        let Some((bytes, active)) = self.read(&key, activity, "f")? else {
+            return Ok(None);
+        };
+        let frame = format::parse_frame(
+            &self.location(&key),
+            bytes,
+            self.inner.settings.max_session_size,
+        )?;
+        let mut header = frame.header;
+        header.note_activity(active, format::now_ms());
+        Ok(Some((frame, header)))
+    }
+
+    /// The session's header alone, with its recorded activity noted, as
+    /// [`read_frame`](Self::read_frame) (the payload stays on the server).
+    fn read_header(
+        &self,
+        id: &SessionId,
+        activity: format::Activity,
+    ) -> Result<Option<Header>, Error> {
+        let key = self.session_key(id);
+        let Some((bytes, active)) = self.read(&key, activity, "h")? else {
+            return Ok(None);
+        };
+        let mut header = Header::decode(&self.location(&key), &bytes)?;
+        header.note_activity(active, format::now_ms());
+        Ok(Some(header))
+    }
+
+    /// One `scripts::READ` of `key`: the bytes (`what`: "f" frame, "h" header) and the
+    /// recorded activity.
+    fn read(
+        &self,
+        key: &str,
+        activity: format::Activity,
+        what: &str,
+    ) -> Result<Option<(Vec<u8>, u64)>, Error> {
+        let record = match activity {
+            format::Activity::Record => "1",
+            format::Activity::Honour => "0",
+        };
+        let reply: Value = self.run("load", key, |con| {
+            scripts::READ
+                .key(key)
+                .arg(format::now_ms())
+                .arg(record)
+                .arg(what)
+                .invoke(con)
         })?;
-        bytes
-            .map(|b| {
-                format::parse_frame(
-                    &self.location(&key),
-                    b,
-                    self.inner.settings.max_session_size,
-                )
-            })
-            .transpose()
+        match &reply {
+            Value::Array(v) if matches!(v.as_slice(), [Value::Int(0)]) => Ok(None),
+            Value::Array(v) => match v.as_slice() {
+                [Value::Int(1), Value::BulkString(bytes), Value::Int(active)] => {
+                    Ok(Some((bytes.clone(), u64::try_from(*active).unwrap_or(0))))
+                }
+                _ => Err(self.unexpected("load", key, &reply)),
+            },
+            _ => Err(self.unexpected("load", key, &reply)),
+        }
+    }
+
+    /// `header` (as read under a lease) with the session's recorded activity noted: one
+    /// `HGET` more, asked only when the header alone says the session is a quarter lifetime
+    /// old (a fresher one could gain nothing from it).
+    fn with_activity(&self, id: &SessionId, header: &Header) -> Result<Header, Error> {
+        let mut noted = *header;
+        let now = format::now_ms();
+        if header.ttl_ms == 0 || !header.wants_activity(now) && !header.is_expired(now) {
+            return Ok(noted);
+        }
+        let key = self.session_key(id);
+        let active: Option<u64> = self.run("load", &key, |con| {
+            redis::cmd("HGET").arg(&key).arg("active").query(con)
+        })?;
+        if let Some(active) = active {
+            noted.note_activity(active, now);
+        }
+        Ok(noted)
     }
 
     /// Whether somebody holds a lease on the session right now (no lease taken).
@@ -248,10 +320,11 @@ impl RedisStore {
     ) -> Result<Checkout<T, RedisStore>, Error> {
         let (lease, frame) = self.acquire_live(id, wait)?;
         let data = frame.decode(lease.location())?;
-        Ok(Checkout::from_parts(lease, frame.header, data))
+        Ok(Checkout::from_parts(lease, frame, data))
     }
 
-    /// Takes the lease and verifies the frame; expired (by the header) is an error.
+    /// Takes the lease and verifies the frame; expired (by the header and the recorded
+    /// activity) is an error.
     fn acquire_live(&self, id: &SessionId, wait: Wait) -> Result<(Lease, format::Frame), Error> {
         let (lease, bytes) = Lease::acquire(self, id, wait)?;
         let frame = format::parse_frame(
@@ -259,7 +332,12 @@ impl RedisStore {
             bytes,
             self.inner.settings.max_session_size,
         )?;
-        if frame.header.is_expired(format::now_ms()) {
+        // Expired by its header and by its recorded activity (reads keep a sliding session
+        // alive, design §12); the frame keeps the header as written.
+        if self
+            .with_activity(id, &frame.header)?
+            .is_expired(format::now_ms())
+        {
             return Err(Error::Expired { id: *id });
         }
         Ok((lease, frame))

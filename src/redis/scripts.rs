@@ -3,8 +3,10 @@
 //! Keys of session `ID` under prefix `P` (the `{ID}` hash tag puts them in one hash slot):
 //!
 //! * `P{ID}` — a hash: `frame`, the session exactly as a session file holds it (64-byte
-//!   header and postcard payload, see `docs/design.md`), and `fence`, the fencing number of
-//!   the latest check-out. The hash carries the server-side TTL that implements expiry.
+//!   header and postcard payload, see `docs/design.md`), `fence`, the fencing number of
+//!   the latest check-out, and for a sliding session kept alive by reads `active`, the Unix
+//!   ms of the last read recorded as activity ([`READ`]). The hash carries the server-side TTL
+//!   that implements expiry.
 //! * `P{ID}:lock` — the lease: the string `"<fence>:<token>"`, with a `PX` time to live.
 //!   `<token>` is 128 random bits drawn by the holder; `<fence>` is `fence` as incremented
 //!   by the check-out that took the lease.
@@ -151,6 +153,49 @@ elseif ARGV[2] == 'pxat' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 end
 return 1
+",
+    )
+});
+
+/// A lock-free read that keeps a sliding session alive. KEYS: data. ARGV: now (Unix ms, the
+/// reader's clock, like the header's times), record ("1": a visitor's read, "0": an admin's),
+/// what ("f" the frame, "h" its 64-byte header only).
+/// Reply: `{0}` no session; `{1, frame or header, active}` with `active` the recorded
+/// activity (Unix ms, 0 for none) after this read. With record "1", a session with an idle
+/// lifetime (header `ttl_ms` > 0) that has not expired and whose last activity (header
+/// `modified_ms`, or `active` if later) is at least a quarter lifetime old gets `active` =
+/// now and its TTL raised to its lifetime (never lowered: a lease may hold it higher). The
+/// same rule as `Header::wants_activity` after `Header::note_activity`, in Lua (exact in
+/// doubles below 2^53 ms).
+pub(crate) static READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.call('HMGET', KEYS[1], 'frame', 'active')
+local frame = v[1]
+if not frame then return {0} end
+local active = tonumber(v[2]) or 0
+if ARGV[2] == '1' and string.len(frame) >= 64 then
+  local function u64(at)
+    local n = 0
+    for i = at + 8, at + 1, -1 do n = n * 256 + string.byte(frame, i) end
+    return n
+  end
+  local modified, expires, ttl = u64(24), u64(32), u64(40)
+  local now = tonumber(ARGV[1])
+  local last = modified
+  if active > modified then
+    last = active
+    expires = math.max(expires, active + ttl)
+  end
+  if ttl > 0 and now < expires and now - last >= math.max(math.floor(ttl / 4), 1) then
+    redis.call('HSET', KEYS[1], 'active', ARGV[1])
+    local pttl = redis.call('PTTL', KEYS[1])
+    if pttl >= 0 and pttl < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+    active = now
+  end
+end
+if ARGV[3] == 'h' then frame = string.sub(frame, 1, 64) end
+return {1, frame, active}
 ",
     )
 });

@@ -52,6 +52,9 @@ impl Backend for Store {
     fn info(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
         Store::info(self, id)
     }
+    fn mark_active(&self, id: &SessionId) -> Result<Option<SessionInfo>, Error> {
+        Store::mark_active(self, id)
+    }
     fn checkout<T: DeserializeOwned>(&self, id: &SessionId) -> Result<Checkout<T, Store>, Error> {
         Store::checkout(self, id)
     }

@@ -62,6 +62,9 @@ impl sealed::Held for Locked {
         Locked::remove(self)
     }
 
+    fn mark_active(&self) -> Result<bool, Error> {
+        Ok(self.store.mark_active(&self.id)?.is_some())
+    }
     fn cycle(&mut self) -> Result<SessionId, Error> {
         Locked::cycle(self)
     }
@@ -91,7 +94,7 @@ impl Locked {
         let locked = Locked::acquire(store, id, wait)?;
         let frame = locked.read_live()?;
         let data = frame.decode(&locked.data_path)?;
-        Ok(Checkout::from_parts(locked, frame.header, data))
+        Ok(Checkout::from_parts(locked, frame, data))
     }
 
     /// Reads the session file under the lock; missing or expired is an error.

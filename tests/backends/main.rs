@@ -26,6 +26,8 @@ mod conformance {
     mod delete_cycle;
     // Idle expiry (and delete_expired), touch, set_expiry.
     mod expiry;
+    // Reads and unchanged check-ins keep a sliding session alive without a write.
+    mod sliding;
     // ids() lists exactly the live sessions; delete_idle skips fresh and held ones.
     mod listing_gc;
     // Data of the wrong type is a decode error naming the location; invalid ids refused.

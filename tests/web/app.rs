@@ -55,6 +55,7 @@ fn routes() -> Router<Store> {
         .route("/peek", get(peek))
         .route("/lww", get(last_writer_wins))
         .route("/noop", get(noop))
+        .route("/same", get(same))
         .route("/fail/{status}", get(fail))
         .route("/redirect", get(redirect))
         .route("/panic", get(panic))
@@ -118,6 +119,14 @@ async fn last_writer_wins(
 async fn noop(session: SessionMut) -> &'static str {
     let _ = session.id();
     "ok"
+}
+
+/// Takes the session mutably and writes the counter's own value back: a change that changes
+/// nothing.
+async fn same(mut session: SessionMut) -> String {
+    let n = session.get_i64("counter").unwrap_or(0);
+    session.insert("counter", n);
+    n.to_string()
 }
 
 /// Increments, then answers with the status from the path: the increment must not be saved

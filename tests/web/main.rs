@@ -23,6 +23,8 @@ mod cookies;
 mod outcomes;
 // The read-only extractor never waits for a holder.
 mod reads;
+// A SessionMut that changes nothing writes nothing, yet keeps a sliding session alive.
+mod unchanged;
 // cycle_id: new id, new cookie, old id gone.
 mod cycle;
 // The login race: requests in flight across a cycle_id follow it and never clear the new

@@ -27,7 +27,12 @@ const LOST: &str = "SessionMut used after its session was lost: a cycle_id() cal
 /// holder up to the store's lock timeout). It derefs to the session data; change it in place.
 /// When the handler has returned, [`SessionLayer`](super::SessionLayer) checks the session in
 /// if the response status is 2xx or 3xx, and releases it without writing otherwise (or if the
-/// handler panicked).
+/// handler panicked). The check-in writes only if something changed
+/// ([`Checkout::check_in_if_changed`]): the data encode to other bytes than were read, or
+/// [`set_expiry`](Self::set_expiry) or [`cycle_id`](Self::cycle_id) was called. A request
+/// that changed nothing leaves the session's file and generation as they were; a sliding
+/// session ([`Expiry::Idle`]) is then kept alive as a [`SessionRef`]'s read keeps it (its
+/// activity recorded lock-free, at most once per quarter lifetime).
 ///
 /// A client without a valid, live session gets a fresh one: `T::default()`, created on disk
 /// at check-in only if the handler changed it (took `&mut` through [`DerefMut`], or called

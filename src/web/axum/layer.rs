@@ -1,6 +1,6 @@
 //! [`SessionLayer`] and its [`SessionService`]: reads the session cookie, gives the request its
-//! slot, and after the handler checks the session in (2xx, 3xx) or releases it (anything
-//! else), then sets or removes the cookie.
+//! slot, and after the handler checks the session in (2xx, 3xx; written only if it changed)
+//! or releases it (anything else), then sets or removes the cookie.
 
 use std::fmt;
 use std::future::Future;
@@ -282,8 +282,10 @@ async fn settle<T: SessionData, B: Backend>(
     let (cookie, failure) = match entry {
         Some(Entry::CheckedOut(c)) if save => {
             let (id, age) = (*c.id(), max_age(&c.info()));
-            match blocking(move || c.check_in().map_err(Error::from)).await {
-                Ok(Ok(())) => (tell(id, age, true), None),
+            // Written only if the data (as encoded), the expiry or the id changed; an
+            // unchanged sliding session is kept alive lock-free instead (design §11).
+            match blocking(move || c.check_in_if_changed().map_err(Error::from)).await {
+                Ok(Ok(_written)) => (tell(id, age, true), None),
                 // The failed check-in's guard was dropped inside the task: released, the last
                 // checked-in version intact.
                 Ok(Err(e)) => (tell(id, age, false), Some(Some(Arc::new(e)))),
