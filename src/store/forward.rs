@@ -122,8 +122,14 @@ impl Store {
     /// The gc step for forwarding records: removes the expired and damaged ones into
     /// `report.forwards_removed`; a refused shard or lock file goes to `report.refused`, any
     /// other failure counts as damaged (and the first one is returned), and the pass goes on.
+    ///
+    /// As for sessions (3.8), a shard's directories are checked again only where something
+    /// is to be removed (removal takes the old id's lock, in the lock directory the listing
+    /// did not visit), or when its listing is refused (then the check names the outermost
+    /// unsafe directory, once, rather than each shard beneath it).
     pub(super) fn prune_forwards(&self, report: &mut GcReport) -> Option<Error> {
         let layout = &self.shared.layout;
+        let config = &self.shared.config;
         let now = SystemTime::now();
         let mut first = None;
         let mut count = |report: &mut GcReport, e: Error| {
@@ -133,29 +139,39 @@ impl Store {
             }
         };
         for shard in 0..layout.fan_out() {
-            if let Err(e) = layout.recheck_shard(shard, &self.shared.config) {
-                count(report, e);
-                continue;
-            }
             let dir = layout.session_dir(shard);
             let names = match super::tidy::list(&dir) {
                 Ok(names) => names,
+                Err(e) if Refused::from_error(&e).is_some() => {
+                    count(
+                        report,
+                        layout.recheck_shard(shard, config).err().unwrap_or(e),
+                    );
+                    continue;
+                }
                 Err(e) => {
                     count(report, e);
                     continue;
                 }
             };
-            for from in names.iter().filter_map(|n| owner(n)) {
-                let path = dir.join(name(&from));
-                let stale = match read(&path) {
+            let stale: Vec<SessionId> = names
+                .iter()
+                .filter_map(|n| owner(n))
+                .filter(|from| match read(&dir.join(name(from))) {
                     Ok(Some(f)) => f.expires <= now,
                     Ok(None) => false, // removed meanwhile
                     Err(_) => true,    // damaged: never followed, only in the way
-                };
-                if !stale {
-                    continue;
-                }
-                match self.remove_unheld_forward(&from, &path) {
+                })
+                .collect();
+            if stale.is_empty() {
+                continue;
+            }
+            if let Err(e) = layout.recheck_shard(shard, config) {
+                count(report, e);
+                continue;
+            }
+            for from in stale {
+                match self.remove_unheld_forward(&from, &dir.join(name(&from))) {
                     Ok(true) => report.forwards_removed += 1,
                     Ok(false) => {}
                     Err(e) => count(report, e),
