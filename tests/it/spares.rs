@@ -219,8 +219,8 @@ fn delete_removes_the_spare_and_cycle_id_moves_it() {
         .expect("list")
         .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
         .filter(|n| n.contains(old.as_str()) || n.contains(gone.as_str()))
-        // The cycle's forwarding record (design 3.6) is meant to stay for a minute; it is in
-        // this directory whenever the old and the new id share a shard.
+        // The cycle's forwarding record stays for a minute, by design (§3.6), in the old id's
+        // shard (which is this one about one time in fan-out).
         .filter(|n| *n != format!(".{old}.fwd"))
         .collect();
     assert_eq!(names, Vec::<String>::new(), "files of dead ids left");
