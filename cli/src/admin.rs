@@ -235,19 +235,22 @@ pub fn gc(a: &GcArgs) -> Result<(), Failure> {
                 "damaged": report.damaged,
                 "refused": refused_json(&report.refused),
                 "bytes_freed": report.bytes_freed,
+                "forwards_removed": report.forwards_removed,
                 "elapsed_ms": report.elapsed.as_millis() as u64,
             }),
         )?;
     } else {
         writeln!(
             out,
-            "scanned {}, deleted {}, skipped {} checked out, {} damaged, {} bytes freed in {}",
+            "scanned {}, deleted {}, skipped {} checked out, {} damaged, {} bytes freed in {}; \
+             removed {} expired forwarding records",
             report.scanned,
             report.deleted,
             report.skipped_busy,
             report.damaged,
             report.bytes_freed,
-            output::duration(report.elapsed)
+            output::duration(report.elapsed),
+            report.forwards_removed
         )?;
         refused_lines(&mut out, &report.refused)?;
     }

@@ -1,10 +1,28 @@
 //! Plain result objects: a session's header ([`SessionInfo`]) and the reports of garbage
 //! collection ([`GcReport`]) and tidying ([`TidyReport`]). Times are Unix timestamps in seconds
-//! (floats), durations are seconds.
+//! (floats), durations are seconds; a path a pass refused is a `(path, reason)` tuple of two
+//! strings.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::prelude::*;
+
+/// The paths a pass refused (`sessiondir::Refused`), as `(path, reason)` tuples.
+fn refused(refused: Vec<sessiondir::Refused>) -> Vec<(String, String)> {
+    refused
+        .into_iter()
+        .map(|r| (r.path.display().to_string(), r.reason.to_owned()))
+        .collect()
+}
+
+/// `refused` as Python writes a list of tuples of strings.
+fn refused_repr(refused: &[(String, String)]) -> String {
+    let items: Vec<String> = refused
+        .iter()
+        .map(|(path, reason)| format!("({path:?}, {reason:?})"))
+        .collect();
+    format!("[{}]", items.join(", "))
+}
 
 fn timestamp(t: SystemTime) -> f64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -71,6 +89,12 @@ pub struct GcReport {
     pub skipped_busy: u64,
     /// Damaged session files found (left in place).
     pub damaged: u64,
+    /// Paths the pass would not go through, as `(path, reason)`: a shard directory replaced
+    /// by a symlink (or opened to other users) since the store was opened. Nothing beneath
+    /// them was looked at or deleted; an operator must look.
+    pub refused: Vec<(String, String)>,
+    /// Expired (or damaged) forwarding records of logins (`cycle_id`) removed.
+    pub forwards_removed: u64,
     /// Bytes of session files deleted.
     pub bytes_freed: u64,
     /// How long the pass took, in seconds.
@@ -84,6 +108,8 @@ impl From<sessiondir::GcReport> for GcReport {
             deleted: r.deleted,
             skipped_busy: r.skipped_busy,
             damaged: r.damaged,
+            refused: refused(r.refused),
+            forwards_removed: r.forwards_removed,
             bytes_freed: r.bytes_freed,
             elapsed: r.elapsed.as_secs_f64(),
         }
@@ -94,8 +120,14 @@ impl From<sessiondir::GcReport> for GcReport {
 impl GcReport {
     fn __repr__(&self) -> String {
         format!(
-            "GcReport(scanned={}, deleted={}, skipped_busy={}, damaged={}, bytes_freed={})",
-            self.scanned, self.deleted, self.skipped_busy, self.damaged, self.bytes_freed
+            "GcReport(scanned={}, deleted={}, skipped_busy={}, damaged={}, refused={}, forwards_removed={}, bytes_freed={})",
+            self.scanned,
+            self.deleted,
+            self.skipped_busy,
+            self.damaged,
+            refused_repr(&self.refused),
+            self.forwards_removed,
+            self.bytes_freed
         )
     }
 }
@@ -115,6 +147,10 @@ pub struct TidyReport {
     pub bytes_freed: u64,
     /// Entries that could not be judged or removed.
     pub failed: u64,
+    /// Paths the pass refused to go through or remove, as `(path, reason)`: a shard directory
+    /// replaced by a symlink since open, a symlink or directory planted where a lock,
+    /// temporary or spare file belongs. Never followed nor removed; an operator must look.
+    pub refused: Vec<(String, String)>,
 }
 
 impl From<sessiondir::TidyReport> for TidyReport {
@@ -126,6 +162,7 @@ impl From<sessiondir::TidyReport> for TidyReport {
             skipped_busy: r.skipped_busy,
             bytes_freed: r.bytes_freed,
             failed: r.failed,
+            refused: refused(r.refused),
         }
     }
 }
@@ -134,12 +171,13 @@ impl From<sessiondir::TidyReport> for TidyReport {
 impl TidyReport {
     fn __repr__(&self) -> String {
         format!(
-            "TidyReport(temp_files_removed={}, orphan_locks_removed={}, orphan_spares_removed={}, skipped_busy={}, failed={})",
+            "TidyReport(temp_files_removed={}, orphan_locks_removed={}, orphan_spares_removed={}, skipped_busy={}, failed={}, refused={})",
             self.temp_files_removed,
             self.orphan_locks_removed,
             self.orphan_spares_removed,
             self.skipped_busy,
-            self.failed
+            self.failed,
+            refused_repr(&self.refused)
         )
     }
 }

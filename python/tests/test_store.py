@@ -349,6 +349,43 @@ def test_tidy_removes_orphaned_spares(store: Store) -> None:
     assert not spare.exists()
 
 
+def test_tidy_names_a_planted_lock_file_symlink_in_refused(
+    store: Store, store_dir: Path, tmp_path: Path
+) -> None:
+    sid = store.create({"a": 1})
+    shard = Path(store.session_path(sid)).parent.name
+    assert store.delete(sid)
+    # Where the deleted session's lock file was: a symlink that would lead tidy's removal of
+    # an "orphaned lock file" out of the store.
+    target = tmp_path / "not-the-stores"
+    target.write_bytes(b"")
+    lock = store_dir / "locks" / shard / sid
+    lock.symlink_to(target)
+    report = store.tidy()
+    assert [path for path, _ in report.refused] == [str(lock)]
+    ((_, reason),) = report.refused
+    assert "symlink" in reason
+    assert str(lock) in repr(report) and "refused=[(" in repr(report)
+    assert report.orphan_locks_removed == 0 and report.failed == 0
+    assert lock.is_symlink() and target.exists(), "never followed nor removed"
+    # gc shows the same attribute; nothing refused here (the shards are real directories).
+    gc = store.delete_expired()
+    assert gc.refused == [] and gc.forwards_removed == 0
+    assert "refused=[]" in repr(gc)
+
+
+def test_delete_expired_removes_expired_forwarding_records(store: Store) -> None:
+    old = store.create({"a": 1})
+    new = store.cycle_id(old)
+    record = Path(store.session_path(new)).parent.parent
+    record = next(record.glob(f"*/.{old}.fwd"))
+    assert store.delete_expired().forwards_removed == 0, "still live"
+    assert record.exists()
+    record.write_bytes(b"SDFW damaged")  # never followed: removed like an expired one
+    assert store.delete_expired().forwards_removed == 1
+    assert not record.exists() and store.load(new) == {"a": 1}
+
+
 def test_corrupt_file_names_its_path(store: Store) -> None:
     sid = store.create({"a": 1})
     path = store.session_path(sid)

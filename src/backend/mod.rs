@@ -77,14 +77,14 @@ pub trait Backend: Clone + Send + Sync + 'static + sealed::Sealed {
     fn delete(&self, id: &SessionId) -> Result<bool, Error>;
     /// See [`Store::cycle_id`](crate::Store::cycle_id).
     fn cycle_id(&self, id: &SessionId) -> Result<SessionId, Error>;
-    /// See [`Store::forwarded`](crate::Store::forwarded). The Redis backend leaves no
-    /// forwarding records (yet): `Ok(None)`.
+    /// See [`Store::forwarded`](crate::Store::forwarded) (both backends leave the same
+    /// record).
     fn forwarded(&self, id: &SessionId) -> Result<Option<Forward>, Error> {
         let _ = id;
         Ok(None)
     }
     /// See [`Store::delete_expired_forwards`](crate::Store::delete_expired_forwards); `Ok(0)`
-    /// where there are none (Redis).
+    /// where nothing needs removing (Redis: the server's TTL removes them).
     fn delete_expired_forwards(&self) -> Result<u64, Error> {
         Ok(0)
     }
@@ -117,6 +117,10 @@ pub struct GcReport {
     /// opened to other users) since the store was opened. Nothing beneath them was scanned or
     /// deleted; an operator must look (see [`Refused`]).
     pub refused: Vec<Refused>,
+    /// Forwarding records ([`Store::forwarded`](crate::Store::forwarded)) removed because
+    /// they had expired (or were damaged): every gc pass of the directory store removes them,
+    /// whatever its policy. Always 0 on Redis, where the server's TTL removes them.
+    pub forwards_removed: u64,
     /// Bytes of session files deleted.
     pub bytes_freed: u64,
     /// Wall time of the pass.

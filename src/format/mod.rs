@@ -25,9 +25,14 @@ use std::path::Path;
 
 use crate::error::{Corruption, Error};
 
+mod forward;
 mod header;
 mod read;
 
+pub use forward::FORWARD_LIFETIME;
+#[cfg(test)]
+pub(crate) use forward::expired_forward;
+pub(crate) use forward::{FORWARD_LEN, decode_forward, encode_forward};
 pub use header::{FORMAT_VERSION, HEADER_LEN, Header};
 pub(crate) use header::{duration_ms, from_ms, now_ms};
 #[cfg(feature = "fuzzing")]

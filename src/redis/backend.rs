@@ -13,7 +13,7 @@ use crate::backend::{Backend, Checkout, GcReport};
 use crate::error::Error;
 use crate::format::{self, Header};
 use crate::id::SessionId;
-use crate::info::{SessionInfo, Snapshot};
+use crate::info::{Forward, SessionInfo, Snapshot};
 use crate::observer::LockStats;
 use crate::settings::Expiry;
 
@@ -124,10 +124,26 @@ impl Backend for RedisStore {
         }
     }
 
-    /// Gives a session a new id, keeping its data; the old id stops existing at once.
+    /// Gives a session a new id, keeping its data; the old id stops existing at once, and a
+    /// forwarding record under it (key `P{old}:fwd`, 60 s TTL) tells where the session went,
+    /// set by the same script that moves it ([`forwarded`](Self::forwarded)).
     fn cycle_id(&self, id: &SessionId) -> Result<SessionId, Error> {
         let (mut lease, _) = self.acquire_live(id, Wait::UpToTimeout)?;
         lease.cycle()
+    }
+
+    /// Where a cycle of the last minute moved session `id`: the record `cycle_id` left under
+    /// the old id (key `P{id}:fwd`, the same 64 bytes as the directory store's file; see
+    /// [`Store::forwarded`](crate::Store::forwarded) and [`Forward`] for who may follow it).
+    /// `Ok(None)`: not cycled, or longer ago than the record lives. One `GET`.
+    fn forwarded(&self, id: &SessionId) -> Result<Option<Forward>, Error> {
+        self.read_forward(id)
+    }
+
+    /// Nothing to do: the server removes each forwarding record when its TTL (the record's
+    /// lifetime) runs out. `Ok(0)`.
+    fn delete_expired_forwards(&self) -> Result<u64, Error> {
+        Ok(0)
     }
 
     /// Sliding refresh: re-applies the session's idle lifetime from now (header only).

@@ -12,7 +12,7 @@
 //! [`Error::Conflict`] and changes nothing.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use redis::{Connection, Value};
 
@@ -20,7 +20,7 @@ use super::scripts;
 use super::{Keys, RedisStore};
 use crate::backend::sealed;
 use crate::error::Error;
-use crate::format::Header;
+use crate::format::{self, Header};
 use crate::fs::Failure;
 use crate::id::SessionId;
 use crate::observer::{AcquiredBy, Acquisition};
@@ -331,15 +331,22 @@ impl sealed::Held for Lease {
             let new_id = SessionId::generate()?;
             let new_keys = Keys::new(&self.store.inner.prefix, &new_id);
             let token = new_token()?;
+            // The record the directory store leaves too (design §3.6), set by the script in
+            // the step that moves the session: whoever finds the old id gone finds it.
+            let record = format::encode_forward(&new_id, SystemTime::now());
+            let lifetime_ms = format::duration_ms(format::FORWARD_LIFETIME);
             let reply: Value = self.run("cycle the id of", |con| {
                 scripts::CYCLE
                     .key(&self.keys.data)
                     .key(&self.keys.lock)
                     .key(&new_keys.data)
                     .key(&new_keys.lock)
+                    .key(&self.keys.forward)
                     .arg(&self.lease)
                     .arg(&self.keys.channel)
                     .arg(&token)
+                    .arg(record.as_slice())
+                    .arg(lifetime_ms)
                     .invoke(con)
             })?;
             match status(&reply) {

@@ -39,7 +39,9 @@
 //! queued (every waiter woken by a release tries once; one wins). A holder must finish (or
 //! [`Checkout::extend_lease`](crate::Checkout#method.extend_lease)) within its lease. [`RedisStore::cycle_id`](crate::Backend::cycle_id) moves the session
 //! between two hash slots, so it needs a standalone (or Sentinel-managed) server, not Redis
-//! Cluster.
+//! Cluster; it leaves the same forwarding record as the directory store
+//! ([`forwarded`](crate::Backend::forwarded)), as a key with a 60 s TTL, so
+//! [`delete_expired_forwards`](crate::Backend::delete_expired_forwards) has nothing to do either.
 //!
 //! **What failover can lose.** Redis replicates asynchronously. If the primary fails and a
 //! replica that had not yet received the latest writes is promoted, the latest check-ins (and
@@ -116,6 +118,8 @@ pub(crate) struct Keys {
     data: String,
     lock: String,
     channel: String,
+    /// The forwarding record a cycle of this id leaves (`scripts.rs`).
+    forward: String,
 }
 
 impl Keys {
@@ -124,6 +128,7 @@ impl Keys {
         Keys {
             lock: format!("{data}:lock"),
             channel: format!("{data}:released"),
+            forward: format!("{data}:fwd"),
             data,
         }
     }
@@ -304,6 +309,21 @@ impl RedisStore {
         Ok(noted)
     }
 
+    /// The forwarding record a cycle of `id` left, if it is still there and unexpired (the
+    /// server removes it after its minute; the record's own expiry is checked too, as the
+    /// directory store does). A value that is not a record is [`Error::Corrupt`] naming the key.
+    fn read_forward(&self, id: &SessionId) -> Result<Option<crate::info::Forward>, Error> {
+        let key = Keys::new(&self.inner.prefix, id).forward;
+        let bytes: Option<Vec<u8>> = self.run("read the forwarding record of", &key, |con| {
+            redis::cmd("GET").arg(&key).query(con)
+        })?;
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let forward = format::decode_forward(&self.location(&key), &bytes)?;
+        Ok((forward.expires > std::time::SystemTime::now()).then_some(forward))
+    }
+
     /// Whether somebody holds a lease on the session right now (no lease taken).
     pub fn is_checked_out(&self, id: &SessionId) -> Result<bool, Error> {
         let lock = Keys::new(&self.inner.prefix, id).lock;
@@ -445,11 +465,12 @@ mod tests {
         let id = SessionId::from_bytes([7; 20]);
         let keys = Keys::new("app:", &id);
         let tag = format!("{{{id}}}");
-        for key in [&keys.data, &keys.lock, &keys.channel] {
+        for key in [&keys.data, &keys.lock, &keys.channel, &keys.forward] {
             assert!(key.starts_with("app:") && key.contains(&tag), "{key}");
         }
         assert_eq!(id_of_key(keys.data.as_bytes(), "app:"), Some(id));
         assert_eq!(id_of_key(keys.lock.as_bytes(), "app:"), None);
+        assert_eq!(id_of_key(keys.forward.as_bytes(), "app:"), None);
         assert_eq!(id_of_key(b"app:{not-an-id}", "app:"), None);
     }
 

@@ -12,6 +12,12 @@
 //!   by the check-out that took the lease.
 //! * `P{ID}:released` — not a key: the pub/sub channel a release publishes on, so that
 //!   waiters wake at once (they poll as a fallback; a lease that runs out publishes nothing).
+//! * `P{ID}:fwd` — the forwarding record `CYCLE` leaves when it moves session `ID` to a new
+//!   id: a string holding the same 64 bytes as the directory store's `.<ID>.fwd` file
+//!   (`crate::format::forward`: the new id, when it was cycled, when the record expires), with
+//!   a `PX` time to live of the record's lifetime (60 s), so the server removes it and no gc
+//!   is needed. Read with a plain `GET` (no script: one key, nothing to check at once);
+//!   `SCAN … TYPE hash` never lists it.
 //!
 //! Every script that writes, releases, extends or deletes first compares the lease with the
 //! caller's `"<fence>:<token>"`, and check-in also compares the hash's `fence`; so a holder
@@ -112,11 +118,12 @@ return {1, existed}
     )
 });
 
-/// Move a held session to a new id, keeping it held. KEYS: old data, old lock, new data,
-/// new lock. ARGV: old lease, old channel, new token.
+/// Move a held session to a new id, keeping it held, and leave the forwarding record under
+/// the old id in the same step. KEYS: old data, old lock, new data, new lock, old forwarding
+/// record. ARGV: old lease, old channel, new token, record (64 bytes), record lifetime ms.
 /// Reply: `{2, fence}` moved (new lease `"<fence>:<new token>"` with the old lease's time
-/// left); `{1}` the new id is taken (nothing changed); `{3}` the session is gone (released);
-/// `{0, lease or false}` not ours.
+/// left; the record set with `PX` lifetime); `{1}` the new id is taken (nothing changed);
+/// `{3}` the session is gone (released, no record); `{0, lease or false}` not ours.
 pub(crate) static CYCLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -131,6 +138,7 @@ end
 local pttl = redis.call('PTTL', KEYS[2])
 if pttl < 1 then pttl = 1 end
 redis.call('RENAME', KEYS[1], KEYS[3])
+redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[5])
 local fence = redis.call('HINCRBY', KEYS[3], 'fence', 1)
 redis.call('SET', KEYS[4], fence .. ':' .. ARGV[3], 'PX', pttl)
 redis.call('DEL', KEYS[2])

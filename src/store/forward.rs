@@ -8,20 +8,11 @@
 //! own. A forwarding record lets those requests find the session under its new id.
 //!
 //! **On disk.** `sessions/<shard>/.<old-id>.fwd`, next to where the session file was (a hidden
-//! name, like the spare's: the walk keeps only names that are ids, so `ids`, `ls`, `stats`,
-//! gc and watch never see one; tidy leaves names it does not know alone). 64 bytes, all
-//! integers little-endian:
-//!
-//! | offset | size | field |
-//! |---:|---:|---|
-//! | 0 | 4 | magic `SDFW` |
-//! | 4 | 2 | version `1` |
-//! | 6 | 2 | flags `0` |
-//! | 8 | 8 | `cycled_us`: when the id was cycled (Unix time in microseconds: a request that arrived just before the cycle must compare as earlier) |
-//! | 16 | 8 | `expires_ms`: the cycle + [`FORWARD_LIFETIME`] (Unix ms) |
-//! | 24 | 32 | the new id (ASCII) |
-//! | 56 | 4 | reserved, zero |
-//! | 60 | 4 | CRC-32 (IEEE) of bytes 0..60 |
+//! name, like the spare's: the walk keeps only names that are ids, so `ids`, `ls`, `stats` and
+//! watch never see one, and gc judges them apart from sessions; tidy leaves names it does not
+//! know alone). 64 bytes, the same record as the Redis backend's (`crate::format::forward`
+//! lays them out byte by byte): magic `SDFW`, version, flags, when the id was cycled (µs), when
+//! the record expires (the cycle + [`FORWARD_LIFETIME`]), the new id, a CRC-32.
 //!
 //! **Written** by the cycle, under the old id's lock, *before* the session file is renamed to
 //! the new id (temporary file + rename, so a reader never sees half a record): whoever finds
@@ -34,16 +25,18 @@
 //! the session's id), and never tells such a request the new id. A request arriving later with
 //! the old id (a stolen cookie, a planted one) is not let in (design §11).
 //!
-//! **Removed** by [`Store::delete_expired_forwards`] once expired (the axum layer's
-//! `GcTask` runs it on every pass), or when damaged; an expired record is never followed.
+//! **Removed** once expired, or when damaged, by every gc pass ([`Store::gc`] and the calls
+//! built on it, so `sessiondir gc`, the Python binding's gc and the axum `GcTask` alike; counted
+//! in [`GcReport::forwards_removed`]), or on its own by [`Store::delete_expired_forwards`]. An
+//! expired record is never followed.
 
 use std::io::Read;
-use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::handle::Store;
-use crate::error::{Corruption, Error};
-use crate::format;
+use crate::backend::{GcReport, Refused};
+use crate::error::Error;
+use crate::format::{self, FORWARD_LEN};
 use crate::fs::atomic::{self, Target};
 use crate::fs::beneath::StorePath;
 use crate::fs::open;
@@ -52,13 +45,8 @@ use crate::info::Forward;
 use crate::lock::flock;
 use crate::settings::Durability;
 
-/// How long a forwarding record is valid after its cycle: far longer than a request in flight
-/// across a login takes to look its session up, short enough that the record is litter soon.
-pub const FORWARD_LIFETIME: Duration = Duration::from_secs(60);
+pub use crate::format::FORWARD_LIFETIME;
 
-const MAGIC: &[u8; 4] = b"SDFW";
-const VERSION: u16 = 1;
-const LEN: usize = 64;
 const SUFFIX: &str = ".fwd";
 
 /// The record's file name for `from`: `.<from>.fwd`.
@@ -72,69 +60,6 @@ fn owner(name: &str) -> Option<SessionId> {
     SessionId::parse(id).ok()
 }
 
-fn encode(to: &SessionId, cycled_us: u64, expires_ms: u64) -> [u8; LEN] {
-    let mut b = [0u8; LEN];
-    b[0..4].copy_from_slice(MAGIC);
-    b[4..6].copy_from_slice(&VERSION.to_le_bytes());
-    b[8..16].copy_from_slice(&cycled_us.to_le_bytes());
-    b[16..24].copy_from_slice(&expires_ms.to_le_bytes());
-    b[24..56].copy_from_slice(to.as_str().as_bytes());
-    let crc = crc32fast::hash(&b[..60]);
-    b[60..64].copy_from_slice(&crc.to_le_bytes());
-    b
-}
-
-/// A record's fields, checked in the order of the session format (design §2): length, magic,
-/// version, checksum, flags, then the id.
-fn decode(path: &Path, b: &[u8]) -> Result<Forward, Error> {
-    let corrupt = |kind| Error::corrupt(path, kind);
-    let len = b.len() as u64;
-    if b.is_empty() {
-        return Err(corrupt(Corruption::Empty));
-    }
-    if b.len() >= 4 && &b[0..4] != MAGIC {
-        return Err(corrupt(Corruption::BadMagic));
-    }
-    let expected = LEN as u64;
-    if b.len() < LEN {
-        return Err(corrupt(Corruption::Truncated { len, expected }));
-    }
-    if b.len() > LEN {
-        return Err(corrupt(Corruption::TrailingBytes { len, expected }));
-    }
-    let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let u64_at = |i: usize| {
-        let mut x = [0u8; 8];
-        x.copy_from_slice(&b[i..i + 8]);
-        u64::from_le_bytes(x)
-    };
-    let version = u16_at(4);
-    if version != VERSION {
-        return Err(Error::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: version,
-            supported: VERSION,
-        });
-    }
-    let (stored, computed) = (u32_at(60), crc32fast::hash(&b[..60]));
-    if stored != computed {
-        return Err(corrupt(Corruption::ChecksumMismatch { stored, computed }));
-    }
-    if u16_at(6) != 0 {
-        return Err(corrupt(Corruption::UnknownFlags(u16_at(6))));
-    }
-    let to = std::str::from_utf8(&b[24..56])
-        .ok()
-        .and_then(|s| SessionId::parse(s).ok())
-        .ok_or_else(|| corrupt(Corruption::InvalidId))?;
-    Ok(Forward {
-        to,
-        cycled: UNIX_EPOCH + Duration::from_micros(u64_at(8)),
-        expires: format::from_ms(u64_at(16)),
-    })
-}
-
 impl Store {
     /// Where `from`'s forwarding record lives.
     fn forward_path(&self, from: &SessionId) -> StorePath {
@@ -145,16 +70,11 @@ impl Store {
     /// Leaves the record `from → to`, atomically. Called by the cycle under `from`'s lock
     /// (and holding `to`'s), before the session file moves.
     pub(crate) fn write_forward(&self, from: &SessionId, to: &SessionId) -> Result<(), Error> {
-        let now = SystemTime::now();
-        let cycled_us = now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        let expires = (cycled_us / 1000).saturating_add(format::duration_ms(FORWARD_LIFETIME));
         atomic::write(
             &self.forward_path(from),
             Target::Replace,
             &atomic::temp_prefix(from),
-            &encode(to, cycled_us, expires),
+            &format::encode_forward(to, SystemTime::now()),
             self.shared.config.file_mode,
             Durability::None,
             || Ok(()), // the caller holds the lock; nothing else writes this name
@@ -180,30 +100,85 @@ impl Store {
     }
 
     /// Removes the forwarding records that have expired (or are damaged), shard by shard;
-    /// returns how many. Run it with gc: the axum layer's `GcTask` does on every pass. A shard
-    /// whose directories are no longer safe (design §3.8) is skipped.
+    /// returns how many. Every gc pass ([`gc`](Self::gc), [`delete_expired`](Self::delete_expired),
+    /// [`delete_idle`](Self::delete_idle)) already does this and reports it
+    /// ([`GcReport::forwards_removed`]); this call is the same step alone. A shard whose
+    /// directories are no longer safe (design §3.8), or a lock file that is a symlink, is not
+    /// gone through: the pass does every other shard, then returns the first such refusal as
+    /// [`Error::UnsafePath`] (gc lists them all in [`GcReport::refused`]).
     pub fn delete_expired_forwards(&self) -> Result<u64, Error> {
+        let mut report = GcReport::default();
+        let first_error = self.prune_forwards(&mut report);
+        match (report.refused.into_iter().next(), first_error) {
+            (Some(r), _) => Err(Error::UnsafePath {
+                path: r.path,
+                reason: r.reason,
+            }),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(report.forwards_removed),
+        }
+    }
+
+    /// The gc step for forwarding records: removes the expired and damaged ones into
+    /// `report.forwards_removed`; a refused shard or lock file goes to `report.refused`, any
+    /// other failure counts as damaged (and the first one is returned), and the pass goes on.
+    ///
+    /// As for sessions (3.8), a shard's directories are checked again only where something
+    /// is to be removed (removal takes the old id's lock, in the lock directory the listing
+    /// did not visit), or when its listing is refused (then the check names the outermost
+    /// unsafe directory, once, rather than each shard beneath it).
+    pub(super) fn prune_forwards(&self, report: &mut GcReport) -> Option<Error> {
         let layout = &self.shared.layout;
+        let config = &self.shared.config;
         let now = SystemTime::now();
-        let mut removed = 0;
-        for shard in 0..layout.fan_out() {
-            if layout.recheck_shard(shard, &self.shared.config).is_err() {
-                continue;
+        let mut first = None;
+        let mut count = |report: &mut GcReport, e: Error| {
+            if let Err(e) = Refused::record(&mut report.refused, e) {
+                report.damaged += 1;
+                first.get_or_insert(e);
             }
+        };
+        for shard in 0..layout.fan_out() {
             let dir = layout.session_dir(shard);
-            for from in super::tidy::list(&dir)?.iter().filter_map(|n| owner(n)) {
-                let path = dir.join(name(&from));
-                let stale = match read(&path) {
+            let names = match super::tidy::list(&dir) {
+                Ok(names) => names,
+                Err(e) if Refused::from_error(&e).is_some() => {
+                    count(
+                        report,
+                        layout.recheck_shard(shard, config).err().unwrap_or(e),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    count(report, e);
+                    continue;
+                }
+            };
+            let stale: Vec<SessionId> = names
+                .iter()
+                .filter_map(|n| owner(n))
+                .filter(|from| match read(&dir.join(name(from))) {
                     Ok(Some(f)) => f.expires <= now,
                     Ok(None) => false, // removed meanwhile
                     Err(_) => true,    // damaged: never followed, only in the way
-                };
-                if stale && self.remove_unheld_forward(&from, &path)? {
-                    removed += 1;
+                })
+                .collect();
+            if stale.is_empty() {
+                continue;
+            }
+            if let Err(e) = layout.recheck_shard(shard, config) {
+                count(report, e);
+                continue;
+            }
+            for from in stale {
+                match self.remove_unheld_forward(&from, &dir.join(name(&from))) {
+                    Ok(true) => report.forwards_removed += 1,
+                    Ok(false) => {}
+                    Err(e) => count(report, e),
                 }
             }
         }
-        Ok(removed)
+        first
     }
 
     /// Removes `from`'s record unless somebody holds `from` (its lock file is normally gone:
@@ -226,11 +201,11 @@ fn read(path: &StorePath) -> Result<Option<Forward>, Error> {
     let Some(file) = open::open_existing(path, flags, "open")? else {
         return Ok(None);
     };
-    let mut bytes = Vec::with_capacity(LEN + 1);
-    file.take(LEN as u64 + 1)
+    let mut bytes = Vec::with_capacity(FORWARD_LEN + 1);
+    file.take(FORWARD_LEN as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("read", path, e))?;
-    decode(path, &bytes).map(Some)
+    format::decode_forward(path, &bytes).map(Some)
 }
 
 #[cfg(test)]
@@ -242,13 +217,8 @@ mod tests {
     }
 
     #[test]
-    fn records_round_trip_and_names_are_hidden() {
-        let (from, to) = (id(), id());
-        let bytes = encode(&to, 1_000, 61_000);
-        let f = decode(Path::new("x"), &bytes).expect("decodes");
-        assert_eq!(f.to, to);
-        assert_eq!(f.cycled, UNIX_EPOCH + Duration::from_micros(1_000));
-        assert_eq!(f.expires, format::from_ms(61_000));
+    fn record_names_are_hidden() {
+        let from = id();
         assert_eq!(owner(&name(&from)), Some(from));
         assert!(
             name(&from).starts_with('.'),
@@ -259,45 +229,13 @@ mod tests {
     }
 
     #[test]
-    fn damaged_records_are_typed_errors_naming_the_file() {
-        let good = encode(&id(), 1, 2);
-        let path = Path::new("/store/sessions/00/.x.fwd");
-        let kind = |bytes: &[u8]| match decode(path, bytes) {
-            Err(Error::Corrupt { path: p, kind }) => {
-                assert_eq!(p, path);
-                kind
-            }
-            other => panic!("expected Corrupt, got {other:?}"),
-        };
-        assert_eq!(kind(&[]), Corruption::Empty);
-        assert_eq!(kind(b"SDIR and more"), Corruption::BadMagic);
-        assert!(matches!(kind(&good[..63]), Corruption::Truncated { .. }));
-        assert!(matches!(
-            kind(&[&good[..], b"x"].concat()),
-            Corruption::TrailingBytes { .. }
-        ));
-        for bit in 0..(60 * 8) {
-            let mut flipped = good;
-            flipped[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                decode(path, &flipped).is_err(),
-                "bit {bit} flipped went unnoticed"
-            );
-        }
-        let mut bad_id = good;
-        bad_id[24] = b'A';
-        let crc = crc32fast::hash(&bad_id[..60]);
-        bad_id[60..64].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(kind(&bad_id), Corruption::InvalidId);
-    }
-
-    #[test]
     fn expired_and_damaged_records_are_removed_and_never_followed() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path().join("store")).expect("open");
         let (live, expired, damaged, to) = (id(), id(), id(), id());
         store.write_forward(&live, &to).expect("write");
-        std::fs::write(&*store.forward_path(&expired), encode(&to, 1_000, 2)).expect("plant");
+        std::fs::write(&*store.forward_path(&expired), format::expired_forward(&to))
+            .expect("plant");
         std::fs::write(&*store.forward_path(&damaged), b"SDFW garbage").expect("plant");
 
         assert_eq!(
@@ -320,5 +258,64 @@ mod tests {
         assert!(!store.forward_path(&expired).exists());
         assert!(!store.forward_path(&damaged).exists());
         assert_eq!(store.delete_expired_forwards().expect("prune"), 0);
+    }
+
+    #[test]
+    fn gc_removes_expired_records_and_reports_a_refused_shard() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::builder(dir.path().join("store"))
+            .fan_out(2)
+            .open()
+            .expect("open");
+        let in_shard = |shard| loop {
+            let id = id();
+            if store.shard_of(&id) == shard {
+                break id;
+            }
+        };
+        let (expired, live, hidden, to) = (in_shard(0), in_shard(0), in_shard(1), id());
+        std::fs::write(&*store.forward_path(&expired), format::expired_forward(&to))
+            .expect("plant");
+        store.write_forward(&live, &to).expect("write");
+
+        // Every gc pass removes them, whatever its policy; sessions are not involved.
+        let report = store
+            .delete_idle(std::time::Duration::from_secs(3600))
+            .expect("gc");
+        assert_eq!(
+            (report.forwards_removed, report.scanned, report.deleted),
+            (1, 0, 0),
+            "{report:?}"
+        );
+        assert!(report.refused.is_empty(), "{report:?}");
+        assert!(!store.forward_path(&expired).exists());
+        assert!(store.forward_path(&live).exists(), "a live record went");
+
+        // Shard 1 replaced by a symlink to a directory outside the store that holds an
+        // expired record: not gone through, said in `refused`, nothing removed there.
+        let shard = store.shared.layout.session_dir(1).to_path_buf();
+        let outside = dir.path().join("outside");
+        std::fs::remove_dir(&shard).expect("remove the (empty) shard");
+        std::fs::create_dir(&outside).expect("a directory outside");
+        std::os::unix::fs::symlink(&outside, &shard).expect("symlink");
+        let planted = outside.join(name(&hidden));
+        std::fs::write(&planted, format::expired_forward(&to)).expect("plant");
+        let report = store.delete_expired().expect("gc");
+        assert_eq!(report.forwards_removed, 0, "{report:?}");
+        assert!(
+            report.refused.iter().any(|r| r.path == shard),
+            "the symlinked shard is not reported: {report:?}"
+        );
+        assert_eq!(
+            report.refused.iter().filter(|r| r.path == shard).count(),
+            1,
+            "once per path: {report:?}"
+        );
+        assert!(planted.exists(), "a record outside the store was removed");
+        match store.delete_expired_forwards() {
+            Err(Error::UnsafePath { path, .. }) => assert_eq!(path, shard),
+            other => panic!("expected the refused shard, got {other:?}"),
+        }
+        assert!(planted.exists());
     }
 }

@@ -67,7 +67,9 @@ impl Store {
         })
     }
 
-    /// One garbage-collection pass with `policy`, streaming over the store.
+    /// One garbage-collection pass with `policy`, streaming over the store; then, whatever the
+    /// policy, the forwarding records of [`cycle_id`](Self::cycle_id) that have expired (or
+    /// are damaged) are removed ([`GcReport::forwards_removed`]).
     pub fn gc(&self, policy: GcPolicy) -> Result<GcReport, Error> {
         self.gc_with_progress(policy, |_| {})
     }
@@ -169,6 +171,9 @@ impl Store {
                 Err(_) => report.damaged += 1,
             }
         }
+        // Forwarding records are no sessions (the walk does not yield them): one more listing
+        // of each shard, whatever the policy, removes those past their minute.
+        self.prune_forwards(&mut report);
         report.elapsed = start.elapsed();
         Ok(report)
     }

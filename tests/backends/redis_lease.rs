@@ -223,6 +223,44 @@ fn a_damaged_value_is_a_typed_error_naming_the_key_and_other_sessions_are_fine()
 }
 
 #[test]
+fn a_cycle_leaves_a_forwarding_key_that_the_server_expires_with_the_record() {
+    if !redis_available() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = server.store();
+    let mut raw = server.raw();
+    let old = store.create(&Dict::new()).expect("create");
+    let new = store.cycle_id(&old).expect("cycle");
+    let key = format!("{}:fwd", store.session_key(&old));
+    // Set in the cycle's own script, with the record's lifetime as its TTL: no gc needed.
+    let pttl: i64 = raw.pttl(&key).expect("pttl");
+    assert!((55_000..=60_000).contains(&pttl), "record TTL: {pttl}");
+    let bytes: Vec<u8> = raw.get(&key).expect("get");
+    assert_eq!(bytes.len(), 64, "the directory store's 64-byte record");
+    assert_eq!(&bytes[..4], b"SDFW");
+    assert_eq!(&bytes[24..56], new.as_str().as_bytes());
+    assert_eq!(store.delete_expired_forwards().expect("nothing to do"), 0);
+
+    // A damaged record is a typed error naming the key, never a panic nor a follow.
+    let _: () = raw
+        .set(&key, b"SDFW and garbage".as_slice())
+        .expect("damage");
+    let error = store.forwarded(&old).expect_err("damaged");
+    assert!(matches!(error, Error::Corrupt { .. }), "{error:?}");
+    assert!(error.to_string().contains(&key), "{error}");
+
+    // Gone with its TTL: the old id forwards nowhere.
+    let brief: i64 = raw.pexpire(&key, 50).expect("pexpire");
+    assert_eq!(brief, 1);
+    wait_until(Duration::from_secs(5), "the server to expire it", || {
+        let exists: i64 = raw.exists(&key).expect("exists");
+        exists == 0
+    });
+    assert_eq!(store.forwarded(&old).expect("read"), None);
+}
+
+#[test]
 fn an_unreachable_server_is_a_typed_error_naming_the_address() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

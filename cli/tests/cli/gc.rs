@@ -1,4 +1,5 @@
-//! `sessiondir gc`: deletes exactly the expired (default) or idle sessions, never held ones.
+//! `sessiondir gc`: deletes exactly the expired (default) or idle sessions, never held ones, and
+//! the expired forwarding records logins left.
 
 use std::ffi::OsStr;
 use std::fs::{File, FileTimes};
@@ -8,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use sessiondir::{Dict, Expiry, SessionId};
 
-use crate::common::{Env, age_past, an_hour_ago, counter, run_to_end, sorted};
+use crate::common::{Env, age_past, an_hour_ago, counter, exists, run_to_end, sorted};
 
 #[test]
 fn default_gc_deletes_exactly_the_expired_sessions() {
@@ -254,4 +255,76 @@ fn an_admin_without_cap_fowner_walks_sessions_owned_by_another_user() {
     assert_eq!(v["damaged"], 0, "{v}");
     let all: Vec<SessionId> = live.iter().chain(&expired).copied().collect();
     assert_eq!(sorted(&env.on_disk(&all)), sorted(&live));
+}
+
+/// CRC-32 (IEEE), as the forwarding record's last 4 bytes hold it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Where the cycle of `old` left its forwarding record (design §3.6).
+fn forward_path(env: &Env, old: &SessionId) -> PathBuf {
+    let dir = env.store.session_path(old);
+    dir.parent()
+        .expect("a shard directory")
+        .join(format!(".{old}.fwd"))
+}
+
+#[test]
+fn gc_removes_expired_forwarding_records_and_counts_them() {
+    let env = Env::new();
+    // A login a minute ago and one just now: each leaves a record under the old id.
+    let (stale, fresh) = (env.session(1), env.session(2));
+    let (stale_to, fresh_to) = (
+        env.store.cycle_id(&stale).unwrap(),
+        env.store.cycle_id(&fresh).unwrap(),
+    );
+    let (stale_path, fresh_path) = (forward_path(&env, &stale), forward_path(&env, &fresh));
+    // Age the first record past its lifetime: cycled and expired long ago, checksum redone.
+    let mut bytes = std::fs::read(&stale_path).unwrap();
+    assert_eq!((bytes.len(), &bytes[..4]), (64, b"SDFW".as_slice()));
+    bytes[8..16].copy_from_slice(&1_000u64.to_le_bytes());
+    bytes[16..24].copy_from_slice(&2u64.to_le_bytes());
+    let crc = crc32(&bytes[..60]);
+    bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&stale_path, &bytes).unwrap();
+    assert_eq!(env.store.forwarded(&stale).unwrap(), None, "expired");
+    assert!(env.store.forwarded(&fresh).unwrap().is_some());
+
+    let v = env.run("gc", &["--json"]).ok().json_one();
+    assert_eq!(v["forwards_removed"], 1, "{v}");
+    assert_eq!(v["scanned"], 2, "records are no sessions: {v}");
+    assert_eq!(v["deleted"], 0, "{v}");
+    assert_eq!(v["damaged"], 0, "{v}");
+    assert!(!exists(&stale_path), "the expired record is still there");
+    assert!(exists(&fresh_path), "a live record was removed");
+    assert_eq!(
+        env.store.forwarded(&fresh).unwrap().map(|f| f.to),
+        Some(fresh_to)
+    );
+    assert_eq!(env.on_disk(&[stale_to, fresh_to]).len(), 2);
+
+    // The text report says it too (and a damaged record goes the same way).
+    std::fs::write(&fresh_path, b"SDFW garbage").unwrap();
+    let out = env.run("gc", &[]);
+    out.ok();
+    assert!(
+        out.stdout
+            .trim_end()
+            .ends_with("; removed 1 expired forwarding records"),
+        "{}",
+        out.stdout
+    );
+    assert!(!exists(&fresh_path));
 }

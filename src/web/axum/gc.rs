@@ -15,7 +15,8 @@ pub struct GcPass {
     /// The expired sessions' pass ([`Backend::delete_expired`]: held sessions are skipped,
     /// never waited for).
     pub sessions: GcReport,
-    /// Expired forwarding records removed ([`Backend::delete_expired_forwards`]).
+    /// Expired forwarding records removed (the same as `sessions.forwards_removed`: gc
+    /// removes them, see [`GcReport::forwards_removed`]).
     pub forwards_removed: u64,
 }
 
@@ -127,11 +128,12 @@ impl fmt::Debug for GcTask {
     }
 }
 
-/// One pass: expired sessions, then expired forwarding records.
+/// One pass: expired sessions, then expired forwarding records (gc removes both).
 fn pass<B: Backend>(store: &B) -> Result<GcPass, Error> {
+    let sessions = store.delete_expired()?;
     Ok(GcPass {
-        sessions: store.delete_expired()?,
-        forwards_removed: store.delete_expired_forwards()?,
+        forwards_removed: sessions.forwards_removed,
+        sessions,
     })
 }
 

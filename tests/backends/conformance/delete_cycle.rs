@@ -1,10 +1,11 @@
-//! Sessions leaving an id: `delete` and `Checkout::delete` (and what waiters see), and id
-//! cycling (`cycle_id`, `Checkout::cycle_id`).
+//! Sessions leaving an id: `delete` and `Checkout::delete` (and what waiters see), id
+//! cycling (`cycle_id`, `Checkout::cycle_id`), and the forwarding record a cycle leaves.
 
 use std::collections::HashSet;
 use std::thread;
+use std::time::SystemTime;
 
-use sessiondir::{Backend, Dict, Error, SessionId};
+use sessiondir::{Backend, Dict, Error, FORWARD_LIFETIME, SessionId};
 
 use super::fixture::{Fixture, PATIENCE, conformance_tests};
 use super::helpers::{free_again, generation, id_set, n_of, observed_handle, sample};
@@ -161,4 +162,50 @@ fn cycle_id_moves_the_session<F: Fixture>() {
     assert_eq!(id_set(store), HashSet::from([fourth]));
 }
 
-conformance_tests!(delete_and_what_waiters_see, cycle_id_moves_the_session,);
+fn a_cycle_leaves_a_forwarding_record_to_the_new_id<F: Fixture>() {
+    let fx = F::start();
+    let store = fx.store();
+    let old = store.create(&sample()).expect("create");
+    assert_eq!(store.forwarded(&old).expect("read"), None, "never cycled");
+    let before = SystemTime::now();
+    let new = store.cycle_id(&old).expect("cycle");
+    let after = SystemTime::now();
+    let forward = store
+        .forwarded(&old)
+        .expect("read")
+        .expect("a forwarding record under the old id");
+    assert_eq!(forward.to, new);
+    // The cycle time is what decides who may follow (the axum layer): taken during the cycle.
+    assert!(
+        before <= forward.cycled && forward.cycled <= after,
+        "{forward:?}"
+    );
+    let lifetime = forward
+        .expires
+        .duration_since(forward.cycled)
+        .expect("expires after the cycle");
+    assert!(
+        lifetime.abs_diff(FORWARD_LIFETIME).as_millis() <= 1,
+        "{lifetime:?}"
+    );
+    // A record is no session: not listed, not loadable, and the new id has none.
+    assert_eq!(id_set(store), HashSet::from([new]));
+    assert_gone(store, &old);
+    assert_eq!(store.forwarded(&new).expect("read"), None);
+    // A second cycle leaves a second record; the first still points at the middle id.
+    let third = store.cycle_id(&new).expect("cycle again");
+    assert_eq!(
+        store.forwarded(&new).expect("read").map(|f| f.to),
+        Some(third)
+    );
+    assert_eq!(
+        store.forwarded(&old).expect("read").map(|f| f.to),
+        Some(new)
+    );
+}
+
+conformance_tests!(
+    delete_and_what_waiters_see,
+    cycle_id_moves_the_session,
+    a_cycle_leaves_a_forwarding_record_to_the_new_id,
+);
