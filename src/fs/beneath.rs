@@ -189,6 +189,7 @@ pub(crate) struct Parent<'a> {
 impl StorePath {
     /// `path` beneath its own directory, opened as the root: for files outside any store
     /// (`doctor`'s probe files), which then go through the same primitives.
+    #[cfg(feature = "doctor")]
     pub(crate) fn in_own_dir(path: &Path) -> io::Result<StorePath> {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
