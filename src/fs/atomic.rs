@@ -377,6 +377,30 @@ fn dir_failed(path: &StorePath, e: std::io::Error) -> Failure {
     })
 }
 
+/// Unlinks a session file and then its spare (`spare`, in the same directory), the directory
+/// opened beneath the root once for both (delete and gc: two calls fewer than two
+/// [`remove`]s). `Ok(false)`: the session file did not exist. The spare's unlink is best
+/// effort: one left behind is tidy's (an orphan spare). The directory sync, if asked, follows
+/// the session file's unlink.
+pub(crate) fn remove_with_spare(
+    path: &StorePath,
+    spare: &StorePath,
+    durability: Durability,
+) -> Result<bool, Failure> {
+    let failed = |e: std::io::Error| Failure::Before(Error::io("remove", path, e));
+    let parent = path.open_parent().map_err(|e| dir_failed(path, e))?;
+    let existed = match rustix::fs::unlinkat(&parent.dir, parent.name, AtFlags::empty()) {
+        Ok(()) => true,
+        Err(Errno::NOENT) => false,
+        Err(e) => return Err(failed(e.into())),
+    };
+    let _ = rustix::fs::unlinkat(&parent.dir, spare.name(), AtFlags::empty());
+    if existed {
+        sync_dir_if(&parent.dir, path, durability).map_err(Failure::After)?;
+    }
+    Ok(existed)
+}
+
 /// `fsync`s the open directory `dir` (the one `path` is in) if `durability` asks.
 fn sync_dir_if(dir: &OwnedFd, path: &Path, durability: Durability) -> Result<(), Error> {
     if durability < Durability::FileAndDirectory {

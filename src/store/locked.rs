@@ -222,7 +222,11 @@ impl Locked {
         // unlink its lock file). Refuse with `LockLost` (tests/it/faults/lock_file.rs).
         self.verify_lock()?;
         let shared = &self.store.shared;
-        let (existed, unsynced) = match atomic::remove(&self.data_path, shared.config.durability) {
+        // Its spare (if any) goes with it, through the same open directory; one left behind
+        // by a failure there is tidy's.
+        let spare = shared.layout.spare_path(&self.id);
+        let removed = atomic::remove_with_spare(&self.data_path, &spare, shared.config.durability);
+        let (existed, unsynced) = match removed {
             Ok(existed) => (existed, None),
             Err(atomic::Failure::Before(e)) => return Err(e),
             // Unlinked, but the directory sync failed: the session is gone all the same.
@@ -230,8 +234,6 @@ impl Locked {
         };
         // From here on the session is gone, whatever else fails: tell local waiters.
         self.held.mark_gone();
-        // Its spare (if any) goes too; one left behind by a failure here is tidy's.
-        let _ = atomic::remove(&shared.layout.spare_path(&self.id), Durability::None);
         atomic::remove(self.held.path(), shared.config.durability)
             .map_err(atomic::Failure::into_error)?;
         match unsynced {
